@@ -1,0 +1,37 @@
+# cae — two entry points: `make book` (the main job) and `make test`. Each sets up .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.cae-installed
+
+.PHONY: setup test test-fast book clean
+
+setup: $(STAMP)
+
+# torch first and pinned (a bare `torch` requirement would pull a multi-GB CUDA build); audiocraft without its
+# unsatisfiable pins, then its import-time dependencies (the `audiocraft` extra). See ../shared/PLATFORM.md.
+$(STAMP): pyproject.toml Makefile
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Debian: apt-get install python3.11 python3.11-venv)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel setuptools
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev,audiocraft]'
+	$(PIP) install -q --no-deps audiocraft==1.3.0 xformers==0.0.35 torchaudio==2.11.0
+	@# the PyPI torchaudio wheel is a CUDA build: drop its compiled parts so the pure-Python parts audiocraft uses import
+	rm -f $$($(PY) -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('torchaudio').origin))")/lib/*.so
+	$(PY) -W ignore -c "import cae.models, audiocraft.models.lm; print('environment ready')"
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -x -m "not slow"
+
+book: $(STAMP)
+	@echo "The book (notebooks, papermill parameter sets, jupyter-book) lands with issue #4; nothing to build yet."
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis

@@ -1,0 +1,261 @@
+"""The model adapter protocol, the registry of model names, and :func:`load_model`.
+
+An adapter turns audio into codec tokens (:meth:`MusicLM.encode`) and scores every token
+(:meth:`MusicLM.token_nll`): ``nll[k, f] = -log p(codes[k, f] | what the model conditions on)`` in nats, computed
+with a float32 log-softmax whatever the model's dtype, NaN where the model makes no prediction. A new model is one
+subclass plus one :func:`register_model` call; see the book's "adding a model" page.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cae.errors import ModelError
+from cae.models.layout import ALIGNMENTS
+from cae.types import BatchCodes, BatchTokenNLL, Codes, TokenNLL
+
+
+def default_device() -> str:
+    """``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a result row records about the model that produced it."""
+
+    model_id: str
+    backend: str
+    revision: str | None
+    alignment: str
+    dtype: str
+    conditioning: str
+    sample_rate: int
+    frame_rate: float
+    num_codebooks: int
+    card: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        d.update(self.extra)
+        return d
+
+
+class MusicLM(abc.ABC):
+    """Base class of model adapters: audio → codes → per-token NLL.
+
+    Subclasses set the attributes below in ``__init__`` and implement :meth:`_encode` and :meth:`_token_nll`
+    on batched tensors; this class handles shapes, validation, resampling and batching.
+    """
+
+    model_id: str = "unknown"
+    backend: str = "unknown"
+    revision: str | None = None
+    sample_rate: int = 32000
+    frame_rate: float = 50.0
+    num_codebooks: int = 4
+    card: int = 2048
+    alignment: str = "delay"
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+    #: Default number of clips per forward pass in :meth:`token_nll`.
+    batch_size: int = 8
+
+    # ---- to implement -------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _encode(self, wav: torch.Tensor) -> BatchCodes:
+        """Encode ``[B, N]`` float32 audio at ``self.sample_rate`` on ``self.device`` → LongTensor ``[B, K, F]``."""
+
+    @abc.abstractmethod
+    def _token_nll(self, codes: BatchCodes, prompt: str | None) -> BatchTokenNLL:
+        """Score ``[B, K, F]`` codes (validated, on ``self.device``) → float32 ``[B, K, F]``."""
+
+    def conditioning(self, prompt: str | None = None) -> str:
+        """How the model is conditioned when scoring, as recorded in result rows."""
+        return "null" if prompt is None else f"text:{prompt}"
+
+    def decode(self, codes: Codes) -> np.ndarray:
+        """Tokens → waveform at ``self.sample_rate`` (float32 ``[N]``), where the codec can decode."""
+        raise ModelError(f"{self.model_id}: this adapter cannot decode tokens to audio")
+
+    # ---- public API -----------------------------------------------------------------------------------------------
+    def _check_alignment(self) -> None:
+        if self.alignment not in ALIGNMENTS:
+            raise ModelError(f"alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
+
+    @torch.inference_mode()
+    def encode(self, wav: np.ndarray | torch.Tensor, sample_rate: int) -> Codes | BatchCodes:
+        """Encode mono audio into codec tokens.
+
+        Args:
+            wav: float audio ``[N]`` (one clip) or ``[B, N]`` (clips of equal length).
+            sample_rate: rate of ``wav``; resampled to :attr:`sample_rate` when different.
+
+        Returns:
+            LongTensor ``[K, F]`` for one clip, ``[B, K, F]`` for a batch (on the CPU).
+        """
+        arr = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+        if arr.ndim not in (1, 2):
+            raise ValueError(f"wav must be [N] or [B, N] mono audio, got shape {tuple(arr.shape)}")
+        single = arr.ndim == 1
+        arr = np.atleast_2d(arr).astype(np.float32, copy=False)
+        if arr.shape[-1] == 0:
+            raise ValueError("wav is empty")
+        if not np.isfinite(arr).all():
+            raise ValueError("wav contains NaN or Inf samples")
+        if sample_rate != self.sample_rate:
+            from cae.audio import resample
+
+            arr = np.stack([resample(x, sample_rate, self.sample_rate) for x in arr])
+        x = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
+        codes = self._encode(x).long().cpu()
+        return codes[0] if single else codes
+
+    def _as_batch(self, codes: Codes | BatchCodes) -> tuple[torch.Tensor, bool]:
+        if not isinstance(codes, torch.Tensor):
+            codes = torch.as_tensor(np.asarray(codes))
+        if codes.ndim not in (2, 3):
+            raise ValueError(f"codes must be [K, F] or [B, K, F], got shape {tuple(codes.shape)}")
+        if codes.dtype.is_floating_point or codes.dtype == torch.bool:
+            raise ValueError(f"codes must be integer tokens, got dtype {codes.dtype}")
+        single = codes.ndim == 2
+        codes = codes.long()
+        if single:
+            codes = codes.unsqueeze(0)
+        if codes.shape[1] != self.num_codebooks:
+            raise ValueError(f"{self.model_id} has {self.num_codebooks} codebooks, codes have {codes.shape[1]}")
+        if codes.shape[-1] < 2:
+            raise ValueError("codes need at least 2 frames")
+        lo, hi = int(codes.min()), int(codes.max())
+        if lo < 0 or hi >= self.card:
+            raise ValueError(f"codes must lie in [0, {self.card}), got values in [{lo}, {hi}]")
+        return codes, single
+
+    @torch.inference_mode()
+    def token_nll(
+        self, codes: Codes | BatchCodes, prompt: str | None = None, batch_size: int | None = None
+    ) -> TokenNLL | BatchTokenNLL:
+        """Per-token negative log-likelihood in nats.
+
+        Args:
+            codes: LongTensor ``[K, F]`` or ``[B, K, F]`` with values in ``[0, card)``.
+            prompt: optional text condition; ``None`` is the model's null (unconditional) condition.
+            batch_size: clips per forward pass (default :attr:`batch_size`).
+
+        Returns:
+            Float32 ``[K, F]`` (or ``[B, K, F]``) on the CPU: ``-log p(codes[k, f] | context)`` where the context is
+            given by :attr:`alignment` (``"delay"``: MusicGen's training layout, every token scored; ``"paper"``:
+            the authors' un-delayed layout, frame 0 NaN).
+        """
+        self._check_alignment()
+        batch, single = self._as_batch(codes)
+        size = batch_size or self.batch_size
+        parts = [
+            self._token_nll(batch[i : i + size].to(self.device), prompt).float().cpu()
+            for i in range(0, batch.shape[0], size)
+        ]
+        out = torch.cat(parts)
+        return out[0] if single else out
+
+    def info(self, prompt: str | None = None) -> ModelInfo:
+        """Provenance of this adapter for result rows."""
+        return ModelInfo(
+            model_id=self.model_id,
+            backend=self.backend,
+            revision=self.revision,
+            alignment=self.alignment,
+            dtype=str(self.dtype).removeprefix("torch."),
+            conditioning=self.conditioning(prompt),
+            sample_rate=self.sample_rate,
+            frame_rate=self.frame_rate,
+            num_codebooks=self.num_codebooks,
+            card=self.card,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.model_id!r}, alignment={self.alignment!r}, "
+            f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')})"
+        )
+
+
+# ---- registry -------------------------------------------------------------------------------------------------------
+Factory = Callable[..., MusicLM]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register_model(name: str, factory: Factory | None = None, *, overwrite: bool = False) -> Any:
+    """Register a model factory under ``name`` so that ``load_model(name, **kwargs)`` calls ``factory(**kwargs)``.
+
+    Use it as a call, ``register_model("mine", build_mine)``, or as a decorator::
+
+        @register_model("mine")
+        def build_mine(**kwargs) -> MusicLM: ...
+    """
+
+    def add(f: Factory) -> Factory:
+        if name in _REGISTRY and not overwrite and _REGISTRY[name] is not f:
+            raise ModelError(f"a model named {name!r} is already registered (pass overwrite=True to replace it)")
+        _REGISTRY[name] = f
+        return f
+
+    return add(factory) if factory is not None else add
+
+
+def registered_models() -> list[str]:
+    """Names accepted by :func:`load_model` besides hub ids and local folders."""
+    return sorted(_REGISTRY)
+
+
+def load_model(name: str, **kwargs: Any) -> MusicLM:
+    """Load a scoring model by name.
+
+    ``name`` is one of:
+
+    * a registered name (:func:`register_model`), e.g. ``"reference"``;
+    * ``"audiocraft:<id>"``, e.g. ``"audiocraft:facebook/musicgen-melody"`` (needs the ``audiocraft`` extra);
+    * ``"hf:<id>"`` or a bare transformers id such as ``"facebook/musicgen-small"``;
+    * a local folder holding a transformers MusicGen checkpoint (``config.json`` + weights).
+
+    Keyword arguments go to the adapter (``alignment``, ``device``, ``dtype``, ``revision``, ...).
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name](**kwargs)
+    if name.startswith("audiocraft:"):
+        from cae.models.audiocraft import AudiocraftMusicGen
+
+        return AudiocraftMusicGen.from_pretrained(name.removeprefix("audiocraft:"), **kwargs)
+    if name.startswith("hf:") or "/" in name or Path(name).is_dir():
+        from cae.models.hf import HFMusicGen
+
+        return HFMusicGen.from_pretrained(name.removeprefix("hf:"), **kwargs)
+    known = ", ".join(registered_models()) or "none"
+    raise ModelError(
+        f"unknown model {name!r}: not a registered name ({known}), not 'audiocraft:<id>', not a hub id "
+        "('owner/name') and not a local folder"
+    )
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) asks for no network access."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def missing_weights_message(model_id: str, backend: str, error: BaseException) -> str:
+    """The error text shown when a checkpoint is not on this machine."""
+    where = "audiocraft's cache (AUDIOCRAFT_CACHE_DIR / HF_HOME)" if backend == "audiocraft" else "the HF cache (HF_HOME)"
+    return (
+        f"cannot load {model_id!r} ({backend} backend): its weights are not available on this machine"
+        f"{' and HF_HUB_OFFLINE is set' if hub_offline() else ' and the hub could not be reached'}.\n"
+        f"Get them on a machine with network access, e.g. `huggingface-cli download {model_id}`, then copy "
+        f"{where} here, or pass a local folder as the model name.\nUnderlying error: {type(error).__name__}: {error}"
+    )

@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny random-weight models of both backends (built once per session)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+warnings.filterwarnings("ignore", message=".*xFormers.*")
+
+
+@pytest.fixture(scope="session")
+def hf_full():
+    from cae.models.tiny import tiny_hf_musicgen
+
+    return tiny_hf_musicgen(seed=0)
+
+
+@pytest.fixture(scope="session")
+def ac_lm():
+    pytest.importorskip("audiocraft")
+    from cae.models.tiny import tiny_audiocraft_lm
+
+    return tiny_audiocraft_lm(seed=1)
+
+
+@pytest.fixture(scope="session")
+def ac_codec():
+    pytest.importorskip("audiocraft")
+    from cae.models.tiny import tiny_audiocraft_codec
+
+    return tiny_audiocraft_codec(seed=2)
+
+
+@pytest.fixture()
+def codes():
+    g = torch.Generator().manual_seed(123)
+    return torch.randint(0, 64, (3, 4, 17), generator=g)

@@ -1,0 +1,96 @@
+"""Loading models by name: registry, local folders, offline behaviour and its error messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import cae
+from cae.errors import ModelError
+from cae.models import HFMusicGen, MusicLM
+
+
+def test_register_model_as_decorator_and_call(hf_full):
+    @cae.register_model("test-decorated")
+    def build(**kwargs):
+        return HFMusicGen.from_model(hf_full, model_id="test-decorated", **kwargs)
+
+    model = cae.load_model("test-decorated", device="cpu", alignment="paper")
+    assert isinstance(model, MusicLM) and model.alignment == "paper" and model.model_id == "test-decorated"
+    assert "test-decorated" in cae.models.registered_models()
+    with pytest.raises(ModelError, match="already registered"):
+        cae.register_model("test-decorated", lambda **k: None)
+
+
+def test_a_new_adapter_only_implements_encode_and_score():
+    """The "adding a model" recipe: a subclass with _encode and _token_nll gets validation and batching."""
+
+    class Uniform(MusicLM):
+        model_id, backend, card, num_codebooks = "uniform", "test", 16, 2
+
+        def _encode(self, wav):
+            frames = wav.shape[-1] // 640
+            return (wav[:, : frames * 640].reshape(wav.shape[0], 1, frames, 640).abs().mean(-1) * 15).long().expand(-1, 2, -1)
+
+        def _token_nll(self, codes, prompt):
+            return torch.full(codes.shape, float(np.log(self.card)))
+
+    cae.register_model("test-uniform", lambda **kw: Uniform(), overwrite=True)
+    model = cae.load_model("test-uniform")
+    codes = model.encode(np.full(6400, 0.5, dtype=np.float32), 32000)
+    assert codes.shape == (2, 10) and int(codes[0, 0]) == 7
+    assert torch.allclose(model.token_nll(codes), torch.full((2, 10), float(np.log(16))))
+    with pytest.raises(ValueError, match=r"\[0, 16\)"):
+        model.token_nll(torch.full((2, 4), 16))
+
+
+def test_unknown_name_is_a_clear_error():
+    with pytest.raises(ModelError, match="unknown model 'no-such-model'"):
+        cae.load_model("no-such-model")
+
+
+def test_local_checkpoint_folder_loads_and_scores_the_same(hf_full, tmp_path, codes):
+    hf_full.save_pretrained(tmp_path / "ckpt")
+    loaded = cae.load_model(str(tmp_path / "ckpt"), device="cpu")
+    direct = HFMusicGen.from_model(hf_full, device="cpu")
+    assert isinstance(loaded, HFMusicGen)
+    assert (loaded.token_nll(codes[0]) - direct.token_nll(codes[0])).abs().max().item() < 1e-5
+    assert loaded.info().as_dict()["model_id"] == str(tmp_path / "ckpt")
+
+
+def test_missing_hub_weights_offline_say_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelError) as err:
+        cae.load_model("facebook/musicgen-small")
+    msg = str(err.value)
+    assert "facebook/musicgen-small" in msg and "HF_HUB_OFFLINE" in msg and "huggingface-cli download" in msg
+
+
+def test_missing_audiocraft_weights_offline_say_how_to_get_them(tmp_path, monkeypatch):
+    pytest.importorskip("audiocraft")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("AUDIOCRAFT_CACHE_DIR", str(tmp_path / "ac"))
+    with pytest.raises(ModelError, match="facebook/musicgen-melody.*audiocraft backend"):
+        cae.load_model("audiocraft:facebook/musicgen-melody", device="cpu")
+
+
+def test_registered_tiny_models_follow_the_audio():
+    """The tiny codecs are initialised so that noise changes tokens around (and a little before) the onset."""
+    t = np.arange(64000) / 32000
+    wav = (0.3 * np.sin(2 * np.pi * 330 * t) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+    noisy = wav.copy()
+    noisy[32000:38400] = 0.03 * np.random.default_rng(0).standard_normal(6400)  # frames 50..59
+    for name in ("tiny", "tiny-audiocraft"):
+        model = cae.load_model(name, device="cpu")
+        changed = (model.encode(wav, 32000) != model.encode(noisy, 32000)).any(0).nonzero().flatten()
+        assert len(changed) > 0, name
+        assert 40 <= int(changed.min()) <= 50 and 59 <= int(changed.max()) <= 75, (name, changed)
+
+
+def test_info_records_provenance(hf_full):
+    info = HFMusicGen.from_model(hf_full, device="cpu", model_id="x", revision="abc").info(prompt="jazz").as_dict()
+    assert info["model_id"] == "x" and info["revision"] == "abc" and info["alignment"] == "delay"
+    assert info["conditioning"] == "text:jazz" and info["dtype"] == "float32" and info["num_codebooks"] == 4
