@@ -7,12 +7,27 @@ they exist to check shapes, alignment and plumbing. Weights are seeded, so two c
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 TINY_CARD = 64
 TINY_CODEBOOKS = 4
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' notice that pad/BOS = ``card`` lies outside the vocabulary: that is MusicGen's design."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -51,7 +66,8 @@ def tiny_hf_decoder(seed: int = 0, **cfg: Any) -> Any:
     from transformers import MusicgenForCausalLM
 
     _seeded(seed)
-    return MusicgenForCausalLM(tiny_hf_decoder_config(**cfg)).eval()
+    with _quiet_transformers():
+        return MusicgenForCausalLM(tiny_hf_decoder_config(**cfg)).eval()
 
 
 def _varied_audio(seed: int, seconds: float = 4.0, sample_rate: int = 32000) -> torch.Tensor:
@@ -89,12 +105,14 @@ def tiny_hf_musicgen(seed: int = 0, card: int = TINY_CARD, num_codebooks: int = 
 
     _seeded(seed)
     text = T5Config(vocab_size=100, d_model=24, d_kv=8, d_ff=48, num_layers=1, num_heads=2)
-    cfg = MusicgenConfig(
-        text_encoder=text.to_dict(),
-        audio_encoder=tiny_hf_encodec_config(card, num_codebooks).to_dict(),
-        decoder=tiny_hf_decoder_config(card, num_codebooks).to_dict(),
-    )
-    model = MusicgenForConditionalGeneration(cfg).eval()
+    with _quiet_transformers():
+        cfg = MusicgenConfig(
+            text_encoder=text.to_dict(),
+            audio_encoder=tiny_hf_encodec_config(card, num_codebooks).to_dict(),
+            decoder=tiny_hf_decoder_config(card, num_codebooks).to_dict(),
+        )
+    with _quiet_transformers():
+        model = MusicgenForConditionalGeneration(cfg).eval()
     init_hf_codebooks(model.audio_encoder, seed)
     return model
 
