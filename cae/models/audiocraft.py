@@ -26,7 +26,6 @@ import torch
 
 from cae.errors import ModelError
 from cae.models.base import MusicLM, default_device, hub_offline, missing_weights_message
-from cae.models.hf import _resolve_dtype
 from cae.models.layout import gather_paper_nll, nll_from_logits, paper_inputs
 
 
@@ -61,13 +60,8 @@ class AudiocraftMusicGen(MusicLM):
         batch_size: int = 8,
     ):
         self._cond = _import_audiocraft()
-        self.model_id = model_id
-        self.revision = revision
-        self.alignment = alignment
-        self._check_alignment()
-        self.device = torch.device(device or default_device())
-        self.dtype = _resolve_dtype(dtype)
-        self.batch_size = batch_size
+        self._setup(model_id=model_id, revision=revision, alignment=alignment, device=device, dtype=dtype,
+                    batch_size=batch_size)
         self.lm = lm.to(self.device, self.dtype).eval()
         self.compression_model = None if compression_model is None else compression_model.to(self.device).eval()
         self.num_codebooks = int(lm.num_codebooks)

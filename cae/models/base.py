@@ -28,6 +28,22 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """``None`` → float32; a name such as ``"bfloat16"`` → that floating torch dtype.
+
+    >>> resolve_dtype("bfloat16"), resolve_dtype(None)
+    (torch.bfloat16, torch.float32)
+    """
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    out = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(out, torch.dtype) or not out.is_floating_point:
+        raise ModelError(f"dtype must be a floating torch dtype such as 'float32' or 'bfloat16', got {dtype!r}")
+    return out
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a result row records about the model that produced it."""
@@ -86,6 +102,17 @@ class MusicLM(abc.ABC):
     def decode(self, codes: Codes) -> np.ndarray:
         """Tokens → waveform at ``self.sample_rate`` (float32 ``[N]``), where the codec can decode."""
         raise ModelError(f"{self.model_id}: this adapter cannot decode tokens to audio")
+
+    def _setup(self, *, model_id: str, revision: str | None, alignment: str, device: str | torch.device | None,
+               dtype: str | torch.dtype | None, batch_size: int) -> None:
+        """Set the attributes every adapter shares (call first in a subclass ``__init__``)."""
+        self.model_id = model_id
+        self.revision = revision
+        self.alignment = alignment
+        self._check_alignment()
+        self.device = torch.device(device or default_device())
+        self.dtype = resolve_dtype(dtype)
+        self.batch_size = batch_size
 
     # ---- public API -----------------------------------------------------------------------------------------------
     def _check_alignment(self) -> None:

@@ -22,22 +22,8 @@ import numpy as np
 import torch
 
 from cae.errors import ModelError
-from cae.models.base import MusicLM, default_device, hub_offline, missing_weights_message
+from cae.models.base import MusicLM, hub_offline, missing_weights_message, resolve_dtype
 from cae.models.layout import delay_inputs, gather_delay_nll, gather_paper_nll, paper_inputs
-
-
-def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    try:
-        out = getattr(torch, str(dtype).removeprefix("torch."))
-    except AttributeError:
-        out = None
-    if not isinstance(out, torch.dtype) or not out.is_floating_point:
-        raise ModelError(f"dtype must be a floating torch dtype such as 'float32' or 'bfloat16', got {dtype!r}")
-    return out
 
 
 class HFMusicGen(MusicLM):
@@ -70,13 +56,8 @@ class HFMusicGen(MusicLM):
             )
         if getattr(cfg, "audio_channels", 1) != 1:
             raise ModelError(f"{model_id}: stereo MusicGen checkpoints are not supported (mono scoring only)")
-        self.model_id = model_id
-        self.revision = revision
-        self.alignment = alignment
-        self._check_alignment()
-        self.device = torch.device(device or default_device())
-        self.dtype = _resolve_dtype(dtype)
-        self.batch_size = batch_size
+        self._setup(model_id=model_id, revision=revision, alignment=alignment, device=device, dtype=dtype,
+                    batch_size=batch_size)
         self.num_codebooks = int(cfg.num_codebooks)
         self.card = int(cfg.vocab_size)
         self.special = int(cfg.pad_token_id if cfg.pad_token_id is not None else cfg.vocab_size)
@@ -122,7 +103,7 @@ class HFMusicGen(MusicLM):
         """
         from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
-        dtype = _resolve_dtype(kwargs.get("dtype"))
+        dtype = resolve_dtype(kwargs.get("dtype"))
         tries = [True] if (local_files_only or hub_offline()) else [True, False]
         if local_files_only is False:
             tries = [False]
