@@ -6,18 +6,26 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.cae-installed
 
-.PHONY: setup test test-fast book clean
+.PHONY: setup system-packages test test-fast book corpus reference-model clean
 
 setup: $(STAMP)
 
+# FluidSynth and the General MIDI soundfont render the reference corpus (Debian packages; needs root or sudo).
+SF2 := /usr/share/sounds/sf2/FluidR3_GM.sf2
+system-packages:
+	@if ! command -v fluidsynth >/dev/null || [ ! -f $(SF2) ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends fluidsynth fluid-soundfont-gm; \
+	fi
+
 # torch first and pinned (a bare `torch` requirement would pull a multi-GB CUDA build); audiocraft without its
 # unsatisfiable pins, then its import-time dependencies (the `audiocraft` extra). See ../shared/PLATFORM.md.
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile | system-packages
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Debian: apt-get install python3.11 python3.11-venv)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel setuptools
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,audiocraft]'
+	$(PIP) install -q -e '.[dev,audiocraft,sweep]'
 	$(PIP) install -q --no-deps audiocraft==1.3.0 xformers==0.0.35 torchaudio==2.11.0
 	@# the PyPI torchaudio wheel is a CUDA build: drop its compiled parts so the pure-Python parts audiocraft uses import
 	rm -f $$($(PY) -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('torchaudio').origin))")/lib/*.so
@@ -29,6 +37,14 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -x -m "not slow"
+
+# The reference corpus (rendered audio, cached in $$CAE_DATA_DIR or ./data; deterministic, minutes on 2 cores).
+corpus: $(STAMP)
+	$(PY) -m cae.data.corpus
+
+# Train the shipped reference model from scratch (about 40 minutes on 2 cores; writes cae/reference/weights/).
+reference-model: corpus
+	$(PY) -m cae.reference.train
 
 book: $(STAMP)
 	@echo "The book (notebooks, papermill parameter sets, jupyter-book) lands with issue #4; nothing to build yet."

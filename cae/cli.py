@@ -1,4 +1,5 @@
-"""Command line: ``cae score AUDIO... --model M [perturbations] --out results.parquet``.
+"""Command line: ``cae score AUDIO... --model M [perturbations] --out results.parquet`` and
+``cae generate --model M --out DIR [--top-k 10 50 ...] [--per-k 20] [--seconds 15] [--seed 0]``.
 
 Perturbations come from three options that add up:
 
@@ -90,6 +91,18 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="noise seed of --noise (advanced by the clip index)")
     s.add_argument("--perturb", action="append", default=[], metavar="JSON|@FILE")
     s.add_argument("--no-progress", action="store_true")
+
+    g = sub.add_parser("generate", help="a seeded unconditional 'Generated' set over a top-k sweep")
+    g.add_argument("--model", required=True)
+    g.add_argument("--out", required=True, help="output folder (WAV + codes .npy + manifest.csv)")
+    g.add_argument("--top-k", type=int, nargs="+", default=None, help="default: the paper's 10 50 100 150 200 250 500")
+    g.add_argument("--per-k", type=int, default=20)
+    g.add_argument("--seconds", type=float, default=15.0)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--loudness-lufs", type=float, default=-14.0, help="target loudness (audiocraft's default)")
+    g.add_argument("--device", default=None)
+    g.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -97,7 +110,28 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "score":
         return _score(args)
+    if args.command == "generate":
+        return _generate(args)
     return 2  # pragma: no cover
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from cae.errors import CaeError
+    from cae.generation import PAPER_TOP_KS, write_generated_set
+    from cae.models import load_model
+
+    try:
+        model = load_model(args.model, **({"device": args.device} if args.device else {}))
+        manifest = write_generated_set(
+            model, args.out, top_ks=args.top_k or PAPER_TOP_KS, per_k=args.per_k, seconds=args.seconds,
+            temperature=args.temperature, seed=args.seed, loudness_lufs=args.loudness_lufs,
+            progress=not args.no_progress,
+        )
+    except CaeError as e:
+        print(f"cae generate: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(manifest)} clips and {Path(args.out) / 'manifest.csv'}")
+    return 0
 
 
 def _score(args: argparse.Namespace) -> int:

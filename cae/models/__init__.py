@@ -17,6 +17,16 @@ from cae.models.tiny import register_tiny_models
 
 register_tiny_models()
 
+
+def _load_reference(**kwargs: Any) -> MusicLM:
+    from cae.reference.model import load_reference
+
+    return load_reference(**kwargs)
+
+
+#: The shipped reference model (cae/reference/weights), the offline default of the book.
+register_model("reference", _load_reference)
+
 __all__ = [
     "AudiocraftMusicGen",
     "HFMusicGen",

@@ -119,6 +119,18 @@ class AudiocraftMusicGen(MusicLM):
         audio = self.compression_model.decode(batch[:1].to(self.device), None)
         return audio[0, 0].float().cpu().numpy()
 
+    def _generate(self, num_samples: int, frames: int, top_k: int, temperature: float, seed: int) -> torch.Tensor:
+        """audiocraft's own sampler (``LMModel.generate``), seeded through torch's global RNG inside a fork."""
+        conditions = self._conditions(num_samples, None)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return self.lm.generate(
+                conditions=conditions, num_samples=None if conditions else num_samples, max_gen_len=frames,
+                use_sampling=temperature > 0, temp=temperature if temperature > 0 else 1.0, top_k=top_k, top_p=0.0,
+                cfg_coef=1.0,
+            )
+
     # ---- scoring --------------------------------------------------------------------------------------------------
     def conditioning(self, prompt: str | None = None) -> str:
         if self.alignment == "paper" and not self.lm.condition_provider.conditioners:

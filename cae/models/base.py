@@ -103,6 +103,31 @@ class MusicLM(abc.ABC):
         """Tokens → waveform at ``self.sample_rate`` (float32 ``[N]``), where the codec can decode."""
         raise ModelError(f"{self.model_id}: this adapter cannot decode tokens to audio")
 
+    def _generate(self, num_samples: int, frames: int, top_k: int, temperature: float, seed: int) -> BatchCodes:
+        """Sample ``[num_samples, K, frames]`` codes under the null condition."""
+        raise ModelError(f"{self.model_id}: this adapter cannot generate")
+
+    def generate(self, seconds: float, *, top_k: int = 250, temperature: float = 1.0, seed: int = 0,
+                 num_samples: int = 1) -> Codes | BatchCodes:
+        """Sample codes unconditionally (null condition), as the paper's "Generated" set was made (spec §2.3).
+
+        Args:
+            seconds: duration; ``round(seconds * frame_rate)`` frames are sampled.
+            top_k: sample among the k most likely tokens (0 = all); MusicGen's default is 250.
+            temperature: softmax temperature (0 = greedy).
+            seed: the same seed gives the same codes.
+            num_samples: clips to sample in one batch.
+
+        Returns:
+            LongTensor ``[K, F]`` (or ``[num_samples, K, F]`` when ``num_samples > 1``) on the CPU.
+        """
+        frames = int(round(seconds * self.frame_rate))
+        if frames < 1:
+            raise ValueError(f"seconds={seconds} gives no frame at {self.frame_rate} frames/s")
+        top_k = min(int(top_k), self.card)  # a k beyond the vocabulary means "all tokens"
+        codes = self._generate(num_samples, frames, top_k, float(temperature), int(seed)).long().cpu()
+        return codes[0] if num_samples == 1 else codes
+
     def _setup(self, *, model_id: str, revision: str | None, alignment: str, device: str | torch.device | None,
                dtype: str | torch.dtype | None, batch_size: int) -> None:
         """Set the attributes every adapter shares (call first in a subclass ``__init__``)."""

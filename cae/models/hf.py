@@ -23,6 +23,7 @@ import torch
 
 from cae.errors import ModelError
 from cae.models.base import MusicLM, hub_offline, missing_weights_message, resolve_dtype
+from cae.models.sampling import hf_decoder_step, sample_delay
 from cae.models.layout import delay_inputs, gather_delay_nll, gather_paper_nll, paper_inputs
 
 
@@ -152,6 +153,12 @@ class HFMusicGen(MusicLM):
         batch, _ = self._as_batch(codes)
         audio = self.audio_encoder.decode(batch[:1, None].to(self.device), [None], return_dict=True).audio_values
         return audio[0, 0].float().cpu().numpy()
+
+    def _generate(self, num_samples: int, frames: int, top_k: int, temperature: float, seed: int) -> torch.Tensor:
+        return sample_delay(
+            hf_decoder_step(self.decoder), batch=num_samples, num_codebooks=self.num_codebooks, frames=frames,
+            special=self.special, device=self.device, top_k=top_k, temperature=temperature, seed=seed,
+        )
 
     # ---- scoring --------------------------------------------------------------------------------------------------
     def conditioning(self, prompt: str | None = None) -> str:

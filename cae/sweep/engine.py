@@ -1,0 +1,190 @@
+"""Score one clip under many perturbations, fast and exactly: clean work once, perturbed work batched and reused.
+
+For a clip and a model, :class:`ClipEngine`
+
+1. encodes the clean audio and scores its tokens **once** (keeping what the perturbed conditions reuse: the
+   encoder's intermediate features and LSTM states, the decoder's KV cache);
+2. for a batch of perturbed waveforms, re-encodes them:
+
+   * transformers EnCodec: incrementally (:class:`~cae.sweep.encoder.IncrementalEncodec`): only the frames a
+     perturbation can reach are recomputed, mathematically exactly;
+   * any other codec: the adapter's ``encode`` on waves stacked ``[B, N]`` (equal lengths together);
+
+3. scores the perturbed tokens:
+
+   * transformers MusicGen without a prompt: the clean KV cache is reused up to the first step whose logits or
+     scored token can differ (:class:`~cae.sweep.prefix.PrefixScorer`), suffixes batched;
+   * otherwise: the adapter's ``token_nll`` on codes stacked ``[B, K, F]``.
+
+Each path computes the same quantity as ``model.token_nll(model.encode(p.apply(wav)))`` (the reference pipeline of
+:func:`cae.score.score_clips`); differences are floating-point summation order (module docstrings of
+:mod:`~cae.sweep.prefix` and :mod:`~cae.sweep.encoder`). On a GPU, give the model ``dtype="float16"`` (or
+``"bfloat16"``): weights and activations run in half precision with SDPA attention (transformers' default), the
+log-softmax always in float32 (:func:`cae.models.layout.nll_from_logits`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cae.errors import CaeError
+from cae.models.base import MusicLM
+from cae.sweep.encoder import IncrementalEncodec, supports_incremental_encoding
+from cae.sweep.prefix import PrefixScorer, supports_prefix_reuse
+from cae.types import Codes, TokenNLL, Wave
+
+__all__ = ["ClipEngine", "EngineOptions", "Scored"]
+
+#: Errors that mean "this input cannot be scored" (recorded in a row); anything else propagates.
+DATA_ERRORS: tuple[type[BaseException], ...] = (CaeError, ValueError, OSError)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How :class:`ClipEngine` computes; none of these change results beyond floating-point rounding.
+
+    Attributes:
+        batch_size: perturbed conditions per batch (default: the model's ``batch_size``).
+        reuse_prefix: reuse the clean KV cache (transformers MusicGen, no prompt).
+        incremental_encoder: re-encode only what a perturbation reaches (transformers EnCodec).
+        lstm_batch: conditions per LSTM run in the incremental encoder (``None``: 1 on the CPU, the model's own
+            batch-of-one LSTM arithmetic; 64 on a GPU). See :mod:`cae.sweep.encoder` on rounding and ties.
+        lstm_threads: CPU threads for the encoder's LSTM recurrence (``None``: torch's setting).
+    """
+
+    batch_size: int | None = None
+    reuse_prefix: bool = True
+    incremental_encoder: bool = True
+    lstm_batch: int | None = None
+    lstm_threads: int | None = 1
+
+
+@dataclass
+class Scored:
+    """One condition's result: codes ``[K, F]`` and NLL ``[K, F]`` (CPU), or an error message."""
+
+    codes: Codes | None = None
+    nll: TokenNLL | None = None
+    error: str | None = None
+
+
+@dataclass
+class EngineStats:
+    """Counts of what a :class:`ClipEngine` ran (for tests and the benchmark)."""
+
+    encode_calls: int = 0
+    score_calls: int = 0
+    conditions: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class ClipEngine:
+    """Clean computation for one clip, then batches of perturbed versions (module docstring).
+
+    Args:
+        model: any :class:`~cae.models.base.MusicLM`.
+        wav: the clean clip, float32 ``[N]`` at ``model.sample_rate``.
+        prompt: text condition (``None``: the null condition).
+        options: :class:`EngineOptions`.
+
+    Attributes:
+        clean_codes: LongTensor ``[K, F]``.
+        clean_nll: float32 ``[K, F]``.
+
+    Raises:
+        Whatever encoding or scoring the clean clip raises (e.g. ``ValueError`` for a clip under 2 frames).
+    """
+
+    def __init__(self, model: MusicLM, wav: Wave, *, prompt: str | None = None,
+                 options: EngineOptions | None = None):
+        self.model = model
+        self.prompt = prompt
+        self.options = options or EngineOptions()
+        self.stats = EngineStats()
+        self.wav = np.asarray(wav, dtype=np.float32)
+        self._encoder: IncrementalEncodec | None = None
+        if self.options.incremental_encoder and supports_incremental_encoding(model):
+            self._encoder = IncrementalEncodec(model, lstm_batch=self.options.lstm_batch,
+                                               threads=self.options.lstm_threads)
+            self.clean_codes = self._encoder.encode_clean(self.wav)
+        else:
+            self.clean_codes = model.encode(self.wav, model.sample_rate)
+        self.stats.encode_calls += 1
+        self._scorer: PrefixScorer | None = None
+        if self.options.reuse_prefix and supports_prefix_reuse(model, prompt):
+            self._scorer = PrefixScorer(model, self.clean_codes)
+            self.clean_nll = self._scorer.clean_nll
+        else:
+            self.clean_nll = model.token_nll(self.clean_codes, prompt=prompt)
+        self.stats.score_calls += 1
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size or self.model.batch_size
+
+    # ---- encoding -------------------------------------------------------------------------------------------------
+    def encode(self, waves: Sequence[Wave]) -> list[Codes]:
+        """Tokens of perturbed versions of the clip: LongTensors ``[K, F_i]`` equal to ``model.encode(w)``."""
+        self.stats.encode_calls += 1
+        if self._encoder is not None:
+            return self._encoder.encode(waves)
+        out: list[Codes | None] = [None] * len(waves)
+        groups: dict[int, list[int]] = {}
+        for i, w in enumerate(waves):
+            groups.setdefault(len(w), []).append(i)
+        for idx in groups.values():
+            for lo in range(0, len(idx), self.batch_size):
+                part = idx[lo : lo + self.batch_size]
+                codes = self.model.encode(np.stack([waves[i] for i in part]), self.model.sample_rate)
+                for j, i in enumerate(part):
+                    out[i] = codes[j]
+        return out  # type: ignore[return-value]
+
+    # ---- scoring --------------------------------------------------------------------------------------------------
+    def token_nll(self, codes: Sequence[Codes]) -> list[TokenNLL]:
+        """Per-token NLL of perturbed codes: float32 ``[K, F_i]`` equal to ``model.token_nll(c)``."""
+        self.stats.score_calls += 1
+        if self._scorer is not None:
+            return self._scorer.score(codes, batch_size=self.batch_size)
+        out: list[TokenNLL | None] = [None] * len(codes)
+        groups: dict[int, list[int]] = {}
+        for i, c in enumerate(codes):
+            groups.setdefault(int(c.shape[-1]), []).append(i)
+        for idx in groups.values():
+            nll = self.model.token_nll(torch.stack([codes[i] for i in idx]), prompt=self.prompt,
+                                       batch_size=self.batch_size)
+            for j, i in enumerate(idx):
+                out[i] = nll[j]
+        return out  # type: ignore[return-value]
+
+    def score(self, waves: Sequence[Wave | None]) -> list[Scored]:
+        """Encode and score a batch of perturbed waves (``None`` entries are skipped and come back empty).
+
+        A batch that fails is retried one wave at a time, so that one unusable wave (say, too short to encode)
+        gives one error and the others still get scored.
+        """
+        todo = [i for i, w in enumerate(waves) if w is not None]
+        out = [Scored() for _ in waves]
+        self.stats.conditions += len(todo)
+        try:
+            codes = self.encode([waves[i] for i in todo])  # type: ignore[misc]
+            nll = self.token_nll(codes)
+            for j, i in enumerate(todo):
+                out[i] = Scored(codes[j], nll[j])
+            return out
+        except DATA_ERRORS as e:
+            if len(todo) == 1:
+                out[todo[0]] = Scored(error=f"{type(e).__name__}: {e}")
+                return out
+        for i in todo:
+            try:
+                [c] = self.encode([waves[i]])  # type: ignore[list-item]
+                [n] = self.token_nll([c])
+                out[i] = Scored(c, n)
+            except DATA_ERRORS as e:
+                out[i] = Scored(error=f"{type(e).__name__}: {e}")
+        return out
