@@ -68,8 +68,11 @@ class ScoreTables:
         return out, summary_path
 
 
-def _token_rows(clip: str, condition: str, nll: torch.Tensor, clean_nll: torch.Tensor,
-                changed: np.ndarray | None) -> pd.DataFrame:
+def condition_arrays(nll: torch.Tensor, clean_nll: torch.Tensor, changed: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``nll_clean`` and ``changed`` columns of a condition as ``[K, F]`` arrays aligned with ``nll [K, F]``:
+    the clean NLL at the same position (NaN past the clean clip's end) and whether the token differs from the
+    clean token (frames the clean clip does not have count as changed; ``changed=None`` means none changed)."""
     k, f = nll.shape
     clean = np.full((k, f), np.nan, dtype=np.float32)
     n = min(f, clean_nll.shape[1])
@@ -77,7 +80,14 @@ def _token_rows(clip: str, condition: str, nll: torch.Tensor, clean_nll: torch.T
     ch = np.zeros((k, f), dtype=bool)
     if changed is not None:
         ch[:, : changed.shape[1]] = changed
-        ch[:, changed.shape[1]:] = True  # frames the clean clip does not have
+        ch[:, changed.shape[1]:] = True
+    return clean, ch
+
+
+def _token_rows(clip: str, condition: str, nll: torch.Tensor, clean_nll: torch.Tensor,
+                changed: np.ndarray | None) -> pd.DataFrame:
+    k, f = nll.shape
+    clean, ch = condition_arrays(nll, clean_nll, changed)
     return pd.DataFrame({
         "clip": clip,
         "condition": condition,

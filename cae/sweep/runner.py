@@ -41,7 +41,7 @@ from cae.analysis import clip_loss, mask_summary, token_mask
 from cae.errors import AudioError
 from cae.models.base import MusicLM, load_model
 from cae.provenance import file_sha256, versions
-from cae.score import CLEAN, Perturbation, ScoreTables, condition_label, for_clip
+from cae.score import CLEAN, Perturbation, ScoreTables, condition_arrays, condition_label, for_clip
 from cae.sweep.cache import Unit, UnitCache, default_root, key_document, unit_key
 from cae.sweep.engine import DATA_ERRORS, ClipEngine, EngineOptions, Scored
 
@@ -133,23 +133,9 @@ def _message(e: BaseException) -> str:
     return f"{type(e).__name__}: {problem}"
 
 
-def _condition_arrays(nll: torch.Tensor, clean_nll: torch.Tensor, changed: np.ndarray | None
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """``nll_clean`` and ``changed`` ``[K, F]`` as :func:`cae.score.score_clips` lays them out."""
-    k, f = nll.shape
-    clean = np.full((k, f), np.nan, dtype=np.float32)
-    n = min(f, clean_nll.shape[1])
-    clean[:, :n] = clean_nll[:, :n].numpy()
-    ch = np.zeros((k, f), dtype=bool)
-    if changed is not None:
-        ch[:, : changed.shape[1]] = changed
-        ch[:, changed.shape[1] :] = True  # frames the clean clip does not have
-    return clean, ch
-
-
 def _clean_unit(task: ClipTask, engine: ClipEngine, duration_s: float) -> Unit:
     nll = engine.clean_nll
-    clean, ch = _condition_arrays(nll, nll, None)
+    clean, ch = condition_arrays(nll, nll, None)
     return Unit(
         key=task.clean_key,
         summary={"condition": CLEAN, "perturbation": None, "seed": None, "loss": clip_loss(nll), "delta_loss": 0.0,
@@ -171,7 +157,7 @@ def _condition_unit(task: ClipTask, j: int, engine: ClipEngine, scored: Scored, 
     changed = token_mask(engine.clean_codes, scored.codes)
     span = mask_summary(changed)
     loss = clip_loss(scored.nll)
-    clean, ch = _condition_arrays(scored.nll, engine.clean_nll, changed)
+    clean, ch = condition_arrays(scored.nll, engine.clean_nll, changed)
     summary.update({"loss": loss, "delta_loss": loss - clip_loss(engine.clean_nll), "n_frames": int(scored.codes.shape[1]),
                     "first_changed": span.first, "last_changed": span.last, "n_changed_tokens": int(changed.sum()),
                     "error": None})
