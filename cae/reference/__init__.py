@@ -5,3 +5,5 @@
 """
 
 from cae.reference.tokenizer import MelRVQTokenizer
+
+__all__ = ["MelRVQTokenizer"]

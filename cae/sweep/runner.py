@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from cae.analysis import clip_loss, mask_summary, token_mask
 from cae.errors import AudioError
