@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.cae-installed
 
-.PHONY: setup system-packages test test-fast book corpus reference-model clean
+.PHONY: setup system-packages browser-packages test test-fast book book-smoke book-check corpus reference-model bench clean
 
 setup: $(STAMP)
 
@@ -18,14 +18,21 @@ system-packages:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends fluidsynth fluid-soundfont-gm; \
 	fi
 
+# Headless Chromium for the built book's browser check (Debian packages; needs root or sudo).
+browser-packages:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	fi
+
 # torch first and pinned (a bare `torch` requirement would pull a multi-GB CUDA build); audiocraft without its
 # unsatisfiable pins, then its import-time dependencies (the `audiocraft` extra). See ../shared/PLATFORM.md.
-$(STAMP): pyproject.toml Makefile | system-packages
+$(STAMP): pyproject.toml Makefile | system-packages browser-packages
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Debian: apt-get install python3.11 python3.11-venv)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel setuptools
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,audiocraft,sweep]'
+	$(PIP) install -q -e '.[dev,audiocraft,sweep,book]'
 	$(PIP) install -q --no-deps audiocraft==1.3.0 xformers==0.0.35 torchaudio==2.11.0
 	@# the PyPI torchaudio wheel is a CUDA build: drop its compiled parts so the pure-Python parts audiocraft uses import
 	rm -f $$($(PY) -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('torchaudio').origin))")/lib/*.so
@@ -46,8 +53,24 @@ corpus: $(STAMP)
 reference-model: corpus
 	$(PY) -m cae.reference.train
 
+# The book: render the corpus if missing, execute every notebook with the `default` parameters (papermill;
+# unchanged notebooks are not re-executed, sweeps are cached), then jupyter-book → _build/html/index.html.
 book: $(STAMP)
-	@echo "The book (notebooks, papermill parameter sets, jupyter-book) lands with issue #4; nothing to build yet."
+	$(PY) -m cae.data.corpus
+	$(PY) -m cae.book build --set default
+
+# The same with the `smoke` parameters (seconds; synthetic clips).
+book-smoke: $(STAMP)
+	$(PY) -m cae.book build --set smoke
+
+# Open every built page in headless Chromium with the network off: charts rendered, audio present, no console
+# error, no request leaving the machine.
+book-check: $(STAMP)
+	$(PY) -m cae.book.check _build/html --charts 'notebooks/*.html' --audio 'notebooks/rq2_token_dynamics.html'
+
+# Benchmark of the sweep engine against the naive baseline (not a test; minutes).
+bench: $(STAMP)
+	$(PY) -m cae.bench
 
 clean:
-	rm -rf _build .pytest_cache .hypothesis
+	rm -rf _build .pytest_cache .hypothesis notebooks/*.ipynb _static/cae-vega.js

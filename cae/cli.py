@@ -1,5 +1,6 @@
-"""Command line: ``cae score AUDIO... --model M [perturbations] --out results.parquet`` and
-``cae generate --model M --out DIR [--top-k 10 50 ...] [--per-k 20] [--seconds 15] [--seed 0]``.
+"""Command line: ``cae score AUDIO... --model M [perturbations] --out results.parquet``,
+``cae generate --model M --out DIR [--top-k 10 50 ...] [--per-k 20] [--seconds 15] [--seed 0]`` and
+``cae profile FOLDER... [--model reference] --out profile.parquet`` (the profile score, :mod:`cae.profile`).
 
 Perturbations come from three options that add up:
 
@@ -12,6 +13,14 @@ Perturbations come from three options that add up:
   reads it (a file may hold one object or a list).
 
 Rows are written even when some clips fail; the failures are listed on stderr and the exit code is 1.
+
+``cae profile`` scores every audio file in the given folders (recursively; files may also be named directly) under
+the short-injection protocol (:class:`cae.profile.Protocol`: white-noise bursts of 5 and 10 frames at frames 150,
+300 and 450, 0 dB SNR relative to the clip, replacing the audio; ``--lengths``, ``--onsets``, ``--level-db`` change
+it) and writes the profile table (one row per clip × burst × codebook-or-"mean"; parquet, or CSV when ``--out`` ends
+in ``.csv``) plus the per-clip scores beside it (``<stem>.scores<suffix>``), then prints a short summary. A file that
+cannot be read, or a clip shorter than the protocol needs, becomes an error row naming the file; the rest completes
+(exit code 1 when any row failed).
 """
 
 from __future__ import annotations
@@ -103,6 +112,19 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--loudness-lufs", type=float, default=-14.0, help="target loudness (audiocraft's default)")
     g.add_argument("--device", default=None)
     g.add_argument("--no-progress", action="store_true")
+
+    r = sub.add_parser("profile", help="the profile score of audio files under short noise bursts (cae.profile)")
+    r.add_argument("audio", nargs="+", help="folders (searched recursively for audio files) or audio files")
+    r.add_argument("--model", default="reference", help="registered name, hub id or local folder (default: reference)")
+    r.add_argument("--out", required=True, help="profile table: .parquet or .csv; the scores go beside it")
+    r.add_argument("--lengths", type=_lengths, default=None, help="burst lengths in frames (default '5,10')")
+    r.add_argument("--onsets", type=_lengths, default=None, help="burst onsets in frames (default '150,300,450')")
+    r.add_argument("--level-db", type=float, default=0.0, help="burst SNR in dB relative to the clip's RMS (default 0)")
+    r.add_argument("--seed", type=int, default=0, help="noise seed (advanced by the clip index)")
+    r.add_argument("--feature", default=None, help="feature the scores average (default: peak_contrast)")
+    r.add_argument("--cache-dir", default=None, help="sweep cache (default $CAE_CACHE_DIR/sweeps)")
+    r.add_argument("--device", default=None)
+    r.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -112,7 +134,85 @@ def main(argv: list[str] | None = None) -> int:
         return _score(args)
     if args.command == "generate":
         return _generate(args)
+    if args.command == "profile":
+        return _profile(args)
     return 2  # pragma: no cover
+
+
+def _audio_inputs(items: list[str]) -> list[str]:
+    """Folders expanded to their audio files (sorted, recursive); other paths kept as given (errors come later)."""
+    from cae.data.folder import folder_dataset
+
+    out: list[str] = []
+    for item in items:
+        if Path(item).is_dir():
+            out += folder_dataset(item, manifest=False)["path"].tolist()
+        else:
+            out.append(item)
+    return out
+
+
+def _write_table(df: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False)
+
+
+def _profile(args: argparse.Namespace) -> int:
+    import math
+
+    from cae.errors import CaeError
+    from cae.models import load_model
+    from cae.profile import DEFAULT_SCORE_FEATURE, Protocol, clip_scores, profile_clips
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        print(f"cae profile: --out must end in .parquet or .csv, got {out.name!r}", file=sys.stderr)
+        return 2
+    clips = _audio_inputs(args.audio)
+    if not clips:
+        print(f"cae profile: no audio files found in {' '.join(args.audio)}", file=sys.stderr)
+        return 2
+    defaults = Protocol()
+    try:
+        model = load_model(args.model, **({"device": args.device} if args.device else {}))
+        protocol = Protocol(lengths=tuple(args.lengths or defaults.lengths),
+                            onsets=tuple(args.onsets or defaults.onsets), level_db=args.level_db, seed=args.seed,
+                            frame_rate=float(model.frame_rate))
+    except (CaeError, ValueError) as e:
+        print(f"cae profile: {e}", file=sys.stderr)
+        return 2
+    result = profile_clips(clips, model, protocol=protocol, cache_dir=args.cache_dir, progress=not args.no_progress)
+    feature = args.feature or DEFAULT_SCORE_FEATURE
+    try:
+        scores = clip_scores(result.table, feature=feature, max_length=None)
+    except ValueError as e:
+        print(f"cae profile: {e}", file=sys.stderr)
+        return 2
+    scores_path = out.with_name(f"{out.stem}.scores{out.suffix}")
+    _write_table(result.table, out)
+    _write_table(scores, scores_path)
+
+    errors = result.errors
+    bad = set(errors["clip"])
+    ok = scores[~scores["clip"].isin(bad) & scores["score"].notna()].sort_values("score", ascending=False)
+    print(f"cae profile: {len(clips)} file(s), model {model.model_id}, bursts {list(protocol.lengths)} frames at "
+          f"{list(protocol.onsets)}, {protocol.level_db:+g} dB SNR")
+    print(f"wrote {out} ({len(result.table)} rows) and {scores_path} ({len(scores)} rows)")
+    if len(ok):
+        mean = float(ok["score"].mean())
+        print(f"profile score ({feature}, codebook mean): mean {mean:.3f} over {len(ok)} clip(s); clean loss mean "
+              f"{float(ok['loss_clean'].mean()):.3f} nats")
+        for _, row in ok.head(5).iterrows():
+            loss = row["loss_clean"]
+            print(f"  {row['score']:8.3f}  loss {loss if math.isfinite(loss) else float('nan'):.3f}  {row['clip']}")
+        if len(ok) > 5:
+            print(f"  … {len(ok) - 5} more in {scores_path}")
+    for _, row in errors.drop_duplicates(["clip", "error"]).iterrows():
+        print(f"error [{row['clip']}]: {row['error']}", file=sys.stderr)
+    return 1 if len(errors) else 0
 
 
 def _generate(args: argparse.Namespace) -> int:

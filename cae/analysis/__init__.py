@@ -12,8 +12,8 @@ Modules:
 * :mod:`~cae.analysis.windows`: :class:`Window`, :data:`REGIONS`, :func:`window_mean`;
 * :mod:`~cae.analysis.paper_detector`: the authors' detector, :func:`paper_regions`;
 * :mod:`~cae.analysis.regions`: mask-anchored windows, :func:`anchored_regions`, and :func:`regions_table`;
-* :mod:`~cae.analysis.stats`: :func:`bootstrap_ci`, :func:`length_correlation`, :func:`paired_test`,
-  :func:`group_summary`.
+* :mod:`~cae.analysis.stats`: :func:`bootstrap_ci`, :func:`bootstrap_curve`, :func:`length_correlation`,
+  :func:`paired_test`, :func:`group_summary`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from cae.analysis.stats import (
     CorrelationResult,
     PairedTestResult,
     bootstrap_ci,
+    bootstrap_curve,
     group_summary,
     length_correlation,
     paired_test,
@@ -45,6 +46,7 @@ __all__ = [
     "Window",
     "anchored_regions",
     "bootstrap_ci",
+    "bootstrap_curve",
     "clip_loss",
     "codebook_mean",
     "delta",

@@ -313,3 +313,47 @@ def group_summary(
             }
         )
     return pd.DataFrame(rows, columns=[*keys, "mean", "sd", "n", "ci_low", "ci_high"])
+
+
+def bootstrap_curve(
+    curves: npt.ArrayLike, *, confidence: float = 0.95, n_resamples: int = 2000, seed: int | None = 0
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Mean curve over clips with a percentile-bootstrap band, vectorised over positions.
+
+    The same resampled clip sets are used at every position (clips are resampled, not tokens), so the band
+    respects the within-clip correlation of neighbouring tokens. Non-finite values are ignored per position.
+
+    Args:
+        curves: ``[n_clips, T]`` one curve per clip (e.g. codebook-mean Δℓ_t aligned at the onset).
+        confidence: confidence level of the band.
+        n_resamples: bootstrap resamples.
+        seed: seed of the resampling generator.
+
+    Returns:
+        ``(mean, low, high)``, each ``[T]``; ``low``/``high`` are NaN where fewer than 2 clips are finite.
+
+    >>> m, lo, hi = bootstrap_curve([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]])
+    >>> m.tolist(), bool(lo[0] < 2.0 < hi[0]), (float(lo[1]), float(hi[1]))
+    ([2.0, 1.0], True, (1.0, 1.0))
+    """
+    x = as_float(curves)
+    if x.ndim != 2:
+        raise ValueError(f"curves must be [n_clips, T], got shape {x.shape}")
+    finite = np.isfinite(x)
+    count = finite.sum(axis=0)
+    z = np.where(finite, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = z.sum(axis=0) / count
+    n = x.shape[0]
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = z[idx].sum(axis=1) / finite[idx].sum(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low = np.nanquantile(boot, alpha, axis=0)
+        high = np.nanquantile(boot, 1.0 - alpha, axis=0)
+    few = count < 2
+    low[few] = NAN
+    high[few] = NAN
+    return mean, low, high

@@ -27,6 +27,21 @@ def _load_reference(**kwargs: Any) -> MusicLM:
 #: The shipped reference model (cae/reference/weights), the offline default of the book.
 register_model("reference", _load_reference)
 
+
+def _checkpoint_factory(step: int | str) -> Any:
+    def build(**kwargs: Any) -> MusicLM:
+        from cae.reference.checkpoints import load_checkpoint
+
+        return load_checkpoint(step, **kwargs)
+
+    return build
+
+
+#: Its training checkpoints and its untrained (seeded random-init) decoder (cae/reference/checkpoints.py).
+for _step in (100, 250, 500, 1000, "untrained"):
+    register_model(f"reference@{_step if _step == 'untrained' else f'step{_step}'}", _checkpoint_factory(_step))
+del _step
+
 __all__ = [
     "AudiocraftMusicGen",
     "HFMusicGen",

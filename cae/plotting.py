@@ -1,0 +1,228 @@
+"""Charts for the book: altair (vega-lite) charts that stay interactive and render with no network.
+
+**Offline rendering.** altair's default HTML output loads vega from a CDN, so charts are blank offline.
+:func:`enable` registers and turns on the ``"cae"`` renderer, whose HTML output is a ``<div class="cae-chart">``
+plus one call to ``vegaEmbed``; the vega, vega-lite and vega-embed code comes once per page from a local file,
+``_static/cae-vega.js``, written by :func:`write_vega_bundle` from the pinned ``vl-convert-python`` package (the
+book's ``_config.yml`` loads it in every page's head). The bundle also carries the vega-lite MIME type, so
+JupyterLab renders the same chart natively. Tooltips are on every chart; ``actions`` (export menu) are off.
+
+**Charts.** Small builders over the tidy tables of :mod:`cae.study` (``mean``/``low``/``high`` columns from
+bootstrap CIs): :func:`line_ci` (a line per group with a CI band or error bars), :func:`curve_chart` (Δℓ_t around
+the onset, with the perturbation shaded), :func:`box_chart` (distributions per group), :func:`audio` (an inline
+player).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["audio", "box_chart", "curve_chart", "enable", "line_ci", "render_html", "write_vega_bundle"]
+
+#: File name of the JavaScript bundle under the book's ``_static`` folder.
+BUNDLE_NAME = "cae-vega.js"
+RENDERER = "cae"
+
+
+def write_vega_bundle(path: str | Path) -> Path:
+    """Write the vega + vega-lite + vega-embed bundle (``window.vegaEmbed``) to ``path`` if it differs.
+
+    The bundle comes from ``vl_convert.javascript_bundle()`` (no network), matching altair's vega-lite version.
+    It is wrapped in a function scope: its top-level names (``_``, ``t`` ...) would otherwise collide with the
+    page's other scripts; it publishes ``window.vegaEmbed``, ``window.vega`` and ``window.vegaLite`` itself.
+    """
+    import vl_convert as vlc
+
+    path = Path(path)
+    text = "(function () {\n" + vlc.javascript_bundle() + "\n})();\n"
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return path
+
+
+def render_html(spec: dict[str, Any]) -> str:
+    """The chart's HTML: a ``div.cae-chart`` and a ``vegaEmbed`` call (needs ``window.vegaEmbed`` on the page).
+
+    >>> html = render_html({"mark": "point", "data": {"values": []}})
+    >>> html.startswith('<div class="cae-chart" id="cae-chart-') and "vegaEmbed(" in html
+    True
+    """
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    cid = "cae-chart-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    # "</" inside a JSON string would end the <script> element early
+    text = text.replace("</", "<\\/")
+    return (
+        f'<div class="cae-chart" id="{cid}"></div>\n'
+        f'<script type="text/javascript">(function() {{\n'
+        f'  var el = document.getElementById("{cid}");\n'
+        f'  if (typeof window.vegaEmbed !== "function") {{\n'
+        f'    el.textContent = "(chart needs {BUNDLE_NAME}: build the book with make book)"; return; }}\n'
+        f'  window.vegaEmbed(el, {text}, {{"actions": false, "renderer": "svg"}}).catch(console.error);\n'
+        f'}})();</script>'
+    )
+
+
+def _renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
+    import altair as alt
+
+    major = alt.SCHEMA_VERSION.lstrip("v").split(".")[0]
+    return {"text/html": render_html(spec), f"application/vnd.vegalite.v{major}+json": spec,
+            "text/plain": "<altair chart>"}
+
+
+def enable() -> None:
+    """Register and enable the offline ``"cae"`` renderer (and lift altair's 5000-row limit)."""
+    import altair as alt
+
+    alt.renderers.register(RENDERER, _renderer)
+    alt.renderers.enable(RENDERER)
+    alt.data_transformers.disable_max_rows()
+
+
+def _tooltip(df: pd.DataFrame, fields: Sequence[str]) -> list[Any]:
+    import altair as alt
+
+    out = []
+    for f in fields:
+        if f not in df.columns:
+            continue
+        kind = "quantitative" if pd.api.types.is_numeric_dtype(df[f]) else "nominal"
+        out.append(alt.Tooltip(f, type=kind, format=".3f") if kind == "quantitative" and
+                   pd.api.types.is_float_dtype(df[f]) else alt.Tooltip(f, type=kind))
+    return out
+
+
+def line_ci(df: pd.DataFrame, *, x: str, y: str = "mean", low: str = "low", high: str = "high",
+            color: str | None = None, column: str | None = None, row: str | None = None, band: bool = False,
+            x_title: str | None = None, y_title: str | None = None, x_scale: str = "linear",
+            title: str | None = None, width: int = 300, height: int = 220, tooltip: Sequence[str] = (),
+            zero_line: bool = True, stroke_dash: str | None = None) -> Any:
+    """Mean line with a CI (error bars, or a band with ``band=True``) per ``color`` group, faceted optionally.
+
+    Args:
+        df: tidy table with ``x``, ``y``, ``low``, ``high`` and the grouping columns.
+        x, y, low, high: column names.
+        color: grouping column for colour (nominal).
+        column, row: facet columns.
+        band: CI as a shaded band (curves) instead of error bars (few x values).
+        x_title, y_title, title: labels.
+        x_scale: ``"linear"`` or ``"log"``.
+        width, height: size of one panel.
+        tooltip: extra columns shown on hover (x, y and the CI always are).
+        zero_line: draw y = 0.
+        stroke_dash: column for dashed lines (e.g. "source": ours vs the paper's values).
+    """
+    import altair as alt
+
+    d = df.copy()
+    enc_x = alt.X(x, type="quantitative", title=x_title or x, scale=alt.Scale(type=x_scale))
+    enc_y = alt.Y(y, type="quantitative", title=y_title or y, scale=alt.Scale(zero=False))
+    tips = _tooltip(d, [c for c in [color, column, row, stroke_dash] if c] + [x, y, low, high, *tooltip])
+    enc: dict[str, Any] = {}
+    if color:
+        enc["color"] = alt.Color(color, type="nominal")
+    line = alt.Chart().mark_line(point=not band).encode(x=enc_x, y=enc_y, tooltip=tips, **enc)
+    if stroke_dash:
+        line = line.encode(strokeDash=alt.StrokeDash(stroke_dash, type="nominal"))
+    if band:
+        ci = alt.Chart().mark_area(opacity=0.2).encode(x=enc_x, y=alt.Y(low, type="quantitative"),
+                                                       y2=alt.Y2(high), **enc)
+    else:
+        ci = alt.Chart().mark_errorbar(ticks=True).encode(
+            x=enc_x, y=alt.Y(low, type="quantitative", title=y_title or y), y2=alt.Y2(high), **enc)
+    layers = [ci, line]
+    if zero_line:  # one rule per panel: aggregate the data to a single row first
+        layers.insert(0, alt.Chart().transform_aggregate(n="count()").mark_rule(color="gray", strokeDash=[2, 2])
+                      .encode(y=alt.datum(0)))
+    chart = alt.layer(*layers, data=d).properties(width=width, height=height)
+    facets = {}
+    if column:
+        facets["column"] = alt.Column(column, type="nominal")
+    if row:
+        facets["row"] = alt.Row(row, type="nominal")
+    if facets:
+        chart = chart.facet(**facets)
+    if title:
+        chart = chart.properties(title=title)
+    return chart
+
+
+def curve_chart(curves: pd.DataFrame, *, color: str = "length", column: str | None = "kind",
+                row: str | None = None, y_title: str = "Δℓ_t (nats)", title: str | None = None,
+                shade: tuple[float, float] | None = None, width: int = 320, height: int = 200) -> Any:
+    """Curves over ``rel_frame`` (frames from the onset) with bootstrap bands, per ``color`` group.
+
+    ``shade=(start, stop)`` shades a span of relative frames (e.g. the perturbation).
+    """
+    import altair as alt
+
+    d = curves.copy()
+    d[color] = d[color].astype(str)
+    x = alt.X("rel_frame", type="quantitative", title="frames from onset")
+    tips = _tooltip(d, [c for c in [color, column, row] if c] + ["rel_frame", "mean", "low", "high", "n"])
+    layers = []
+    if shade is not None:
+        layers.append(alt.Chart(pd.DataFrame({"a": [shade[0]], "b": [shade[1]]})).mark_rect(opacity=0.08, color="gray")
+                      .encode(x=alt.X("a", type="quantitative"), x2=alt.X2("b")))
+    sort = sorted(d[color].unique(), key=lambda s: (len(s), s))
+    c = alt.Color(color, type="nominal", sort=sort)
+    layers.append(alt.Chart().mark_area(opacity=0.15).encode(x=x, y=alt.Y("low", type="quantitative", title=y_title),
+                                                             y2=alt.Y2("high"), color=c))
+    layers.append(alt.Chart().mark_line(strokeWidth=1.2).encode(x=x, y=alt.Y("mean", type="quantitative"),
+                                                                 color=c, tooltip=tips))
+    chart = alt.layer(*layers, data=d).properties(width=width, height=height)
+    facets = {}
+    if column:
+        facets["column"] = alt.Column(column, type="nominal")
+    if row:
+        facets["row"] = alt.Row(row, type="nominal")
+    if facets:
+        chart = chart.facet(**facets)
+    if title:
+        chart = chart.properties(title=title)
+    return chart
+
+
+def box_chart(df: pd.DataFrame, *, x: str, y: str, color: str | None = None, column: str | None = None,
+              y_title: str | None = None, title: str | None = None, width: int = 220, height: int = 220,
+              points: bool = True, tooltip: Sequence[str] = ()) -> Any:
+    """Box plots of ``y`` per ``x`` (coloured by ``color``), with the points themselves (hover for the clip)."""
+    import altair as alt
+
+    d = df.copy()
+    enc: dict[str, Any] = {"x": alt.X(x, type="nominal", title=x)}
+    if color:
+        enc["color"] = alt.Color(color, type="nominal")
+        enc["xOffset"] = alt.XOffset(color, type="nominal")
+    yenc = alt.Y(y, type="quantitative", title=y_title or y)
+    layers = [alt.Chart().mark_boxplot(extent=1.5, opacity=0.6, size=14).encode(y=yenc, **enc)]
+    if points:
+        tips = _tooltip(d, [c for c in [x, color, column, y, *tooltip] if c])
+        layers.append(alt.Chart().mark_point(size=8, opacity=0.35, filled=True).encode(y=yenc, tooltip=tips, **enc))
+    chart = alt.layer(*layers, data=d).properties(width=width, height=height)
+    if column:
+        chart = chart.facet(column=alt.Column(column, type="nominal"))
+    if title:
+        chart = chart.properties(title=title)
+    return chart
+
+
+def audio(wave: np.ndarray, sample_rate: int) -> Any:
+    """An inline audio player (``<audio controls>`` with the clip embedded as 16-bit WAV)."""
+    import soundfile as sf
+    from IPython.display import Audio
+
+    buf = io.BytesIO()
+    peak = float(np.max(np.abs(wave))) if len(wave) else 0.0
+    x = np.asarray(wave, dtype=np.float32) / peak * 0.98 if peak > 1.0 else np.asarray(wave, dtype=np.float32)
+    sf.write(buf, x, int(sample_rate), format="WAV", subtype="PCM_16")
+    return Audio(data=buf.getvalue(), rate=int(sample_rate))
