@@ -101,11 +101,24 @@ def _tooltip(df: pd.DataFrame, fields: Sequence[str]) -> list[Any]:
     return out
 
 
+def _facet(chart: Any, column: str | None, row: str | None, wrap: int) -> Any:
+    """Facet by ``column`` (wrapped into rows of ``wrap`` panels, so wide grids fit the page) and/or ``row``."""
+    import altair as alt
+
+    if column and row:
+        return chart.facet(column=alt.Column(column, type="nominal"), row=alt.Row(row, type="nominal"))
+    if column:
+        return chart.facet(facet=alt.Facet(column, type="nominal"), columns=wrap)
+    if row:
+        return chart.facet(row=alt.Row(row, type="nominal"))
+    return chart
+
+
 def line_ci(df: pd.DataFrame, *, x: str, y: str = "mean", low: str = "low", high: str = "high",
             color: str | None = None, column: str | None = None, row: str | None = None, band: bool = False,
             x_title: str | None = None, y_title: str | None = None, x_scale: str = "linear",
-            title: str | None = None, width: int = 300, height: int = 220, tooltip: Sequence[str] = (),
-            zero_line: bool = True, stroke_dash: str | None = None) -> Any:
+            title: str | None = None, width: int = 250, height: int = 220, tooltip: Sequence[str] = (),
+            zero_line: bool = True, stroke_dash: str | None = None, wrap: int = 2) -> Any:
     """Mean line with a CI (error bars, or a band with ``band=True``) per ``color`` group, faceted optionally.
 
     Args:
@@ -120,6 +133,7 @@ def line_ci(df: pd.DataFrame, *, x: str, y: str = "mean", low: str = "low", high
         tooltip: extra columns shown on hover (x, y and the CI always are).
         zero_line: draw y = 0.
         stroke_dash: column for dashed lines (e.g. "source": ours vs the paper's values).
+        wrap: panels per row when faceting by ``column`` alone.
     """
     import altair as alt
 
@@ -144,13 +158,7 @@ def line_ci(df: pd.DataFrame, *, x: str, y: str = "mean", low: str = "low", high
         layers.insert(0, alt.Chart().transform_aggregate(n="count()").mark_rule(color="gray", strokeDash=[2, 2])
                       .encode(y=alt.datum(0)))
     chart = alt.layer(*layers, data=d).properties(width=width, height=height)
-    facets = {}
-    if column:
-        facets["column"] = alt.Column(column, type="nominal")
-    if row:
-        facets["row"] = alt.Row(row, type="nominal")
-    if facets:
-        chart = chart.facet(**facets)
+    chart = _facet(chart, column, row, wrap)
     if title:
         chart = chart.properties(title=title)
     return chart
@@ -158,7 +166,8 @@ def line_ci(df: pd.DataFrame, *, x: str, y: str = "mean", low: str = "low", high
 
 def curve_chart(curves: pd.DataFrame, *, color: str = "length", column: str | None = "kind",
                 row: str | None = None, y_title: str = "Δℓ_t (nats)", title: str | None = None,
-                shade: tuple[float, float] | None = None, width: int = 320, height: int = 200) -> Any:
+                shade: tuple[float, float] | None = None, width: int = 250, height: int = 200,
+                wrap: int = 2) -> Any:
     """Curves over ``rel_frame`` (frames from the onset) with bootstrap bands, per ``color`` group.
 
     ``shade=(start, stop)`` shades a span of relative frames (e.g. the perturbation).
@@ -180,13 +189,7 @@ def curve_chart(curves: pd.DataFrame, *, color: str = "length", column: str | No
     layers.append(alt.Chart().mark_line(strokeWidth=1.2).encode(x=x, y=alt.Y("mean", type="quantitative"),
                                                                  color=c, tooltip=tips))
     chart = alt.layer(*layers, data=d).properties(width=width, height=height)
-    facets = {}
-    if column:
-        facets["column"] = alt.Column(column, type="nominal")
-    if row:
-        facets["row"] = alt.Row(row, type="nominal")
-    if facets:
-        chart = chart.facet(**facets)
+    chart = _facet(chart, column, row, wrap)
     if title:
         chart = chart.properties(title=title)
     return chart
@@ -194,7 +197,7 @@ def curve_chart(curves: pd.DataFrame, *, color: str = "length", column: str | No
 
 def box_chart(df: pd.DataFrame, *, x: str, y: str, color: str | None = None, column: str | None = None,
               y_title: str | None = None, title: str | None = None, width: int = 220, height: int = 220,
-              points: bool = True, tooltip: Sequence[str] = ()) -> Any:
+              points: bool = True, tooltip: Sequence[str] = (), wrap: int = 2) -> Any:
     """Box plots of ``y`` per ``x`` (coloured by ``color``), with the points themselves (hover for the clip)."""
     import altair as alt
 
@@ -209,8 +212,7 @@ def box_chart(df: pd.DataFrame, *, x: str, y: str, color: str | None = None, col
         tips = _tooltip(d, [c for c in [x, color, column, y, *tooltip] if c])
         layers.append(alt.Chart().mark_point(size=8, opacity=0.35, filled=True).encode(y=yenc, tooltip=tips, **enc))
     chart = alt.layer(*layers, data=d).properties(width=width, height=height)
-    if column:
-        chart = chart.facet(column=alt.Column(column, type="nominal"))
+    chart = _facet(chart, column, None, wrap)
     if title:
         chart = chart.properties(title=title)
     return chart

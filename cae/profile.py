@@ -90,8 +90,8 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -378,10 +378,10 @@ def curve_features(
             out["recovery_time"] = int(hit[0])
 
     # Areas, means and lengths per region.
-    for name, key in (("peak", "peak"), ("assim", "assim"), ("recovery", "recovery")):
-        pos, neg, mean, cnt = _areas(d[w[key].as_slice()])
+    for name in ("peak", "assim", "recovery"):
+        pos, neg, mean, _ = _areas(d[w[name].as_slice()])
         out[f"{name}_area_pos"], out[f"{name}_area_neg"], out[f"{name}_mean"] = pos, neg, mean
-        out[f"{name}_n"] = w[key].n
+        out[f"{name}_n"] = w[name].n
     return out
 
 
@@ -539,7 +539,8 @@ def _span_frames(
         return None
     start, stop = Span.from_dict(span).to_samples(int(sample_rate))
     hop = sample_rate / frame_rate
-    return int(math.floor(start / hop)), max(int(math.ceil(stop / hop)), int(math.floor(start / hop)) + 1)
+    onset = math.floor(start / hop)
+    return onset, max(math.ceil(stop / hop), onset + 1)
 
 
 _ID_COLUMNS = ("model_id", "clip", "condition", "length_frames", "onset_frame", "offset_frame")
@@ -680,7 +681,8 @@ def clip_scores(
 
     Returns:
         One row per (model_id, clip): ``model_id, clip, score, n_conditions, loss_clean`` and the score's parameters
-        (``score_feature, score_codebook, score_max_length``); clips with no usable condition get ``score`` NaN.
+        (``score_feature, score_codebook, score_max_length``, plus the table's ``param_*`` and ``protocol`` columns
+        when it has them); clips with no usable condition get ``score`` NaN.
 
     >>> t = pd.DataFrame({"model_id": "m", "clip": ["a", "a", "a"], "condition": ["c1", "c2", "c3"],
     ...                   "codebook": "mean", "length_frames": [5.0, 10.0, 50.0], "peak_contrast": [1.0, 3.0, 9.0],
@@ -700,6 +702,9 @@ def clip_scores(
     out = all_clips.merge(out, on=keys, how="left").merge(loss, on=keys, how="left")
     out["n_conditions"] = out["n_conditions"].fillna(0).astype(int)
     out["score_feature"], out["score_codebook"], out["score_max_length"] = feature, codebook, max_length
+    carried = [c for c in table.columns if c.startswith("param_") or c == "protocol"]
+    if carried:
+        out = out.merge(table.groupby(keys, sort=False)[carried].first().reset_index(), on=keys, how="left")
     return out.reset_index(drop=True)
 
 
@@ -918,6 +923,8 @@ def degradation_ladder(family: str, n_samples: int, *, sample_rate: int = 32000,
     >>> [p.label for _, p in degradation_ladder("shuffle", 32000 * 15, levels=[0.5])]
     ['pairswaps-25f-b0.5@0-endf']
     """
+    if family not in DEFAULT_LADDERS:
+        raise ValueError(f"unknown degradation family {family!r}; known: {sorted(DEFAULT_LADDERS)}")
     vals = list(DEFAULT_LADDERS[family] if levels is None else levels)
     if family == "noise":
         return [(v, Noise(Span(0, int(n_samples), "samples"), mode="add", level_db=float(v), reference="snr-rms",
@@ -993,7 +1000,7 @@ def rank_correlations(
         for name, (col, sign) in metrics.items():
             m_all = sign * g[col].to_numpy(float)
 
-            def pooled(sel: npt.NDArray[np.int64]) -> float:
+            def pooled(sel: npt.NDArray[np.int64], q_all: FloatArray = q_all, m_all: FloatArray = m_all) -> float:
                 q, m = q_all[sel], m_all[sel]
                 if aggregate_first:
                     df = pd.DataFrame({"q": q, "m": m}).groupby("q")["m"].mean()
@@ -1136,9 +1143,10 @@ class ClipValidation:
 
     Attributes:
         correlations: one row per family × metric (:func:`rank_correlations` against ``−severity``; for the
-            generated sets against ``−top_k`` and ``−temperature``).
-        items: one row per scored version: ``family, level, severity, source, clip, score, loss_clean`` and mean
-            features (generated sets: ``top_k, temperature``).
+            generated sets against ``−top_k`` and ``−temperature``, and real (1) vs generated (0)).
+        items: one row per scored version: ``family, level, severity, level_value, source, clip, score,
+            loss_clean`` and mean features (generated sets: ``top_k, temperature``; the real clips appear as level 0
+            of every family, or as family ``"real"`` when there are no degradations).
         table: the full :func:`profile_table` of every version.
         seconds: wall-clock time of the run.
     """
@@ -1198,7 +1206,9 @@ def validate_clips(
     "per_setting": 8, "seconds": 15.0, "base_top_k": 250, "base_temperature": 1.0}`` (any key may be left out); a
     top-k sweep at ``base_temperature`` and a temperature sweep at ``base_top_k``, written with
     :func:`cae.generation.write_generated_set`. Its rows correlate the metrics with ``−top_k`` and ``−temperature``
-    (more randomness assumed to mean lower quality), pooled over samples (each sample is its own cluster).
+    (more randomness assumed to mean lower quality), pooled over samples (each sample is its own cluster), and a
+    ``"real vs generated"`` row correlates them with a 0/1 label (the real clips above the model's own samples; a
+    Spearman ρ against a binary label is a rank-biserial-type measure).
 
     Args:
         clips: clean source clips.
@@ -1237,12 +1247,14 @@ def validate_clips(
         return profile_table(tabs.tokens, tabs.summary, params=params, min_frames=protocol.min_frames)
 
     items, tables = [], []
-    if fams:
+    clean_items = pd.DataFrame()
+    if src and (fams or generated is not None):
         clean_t = profile(src)
         tables.append(clean_t.assign(family="clean", level=0, severity=0.0))
         base = _feature_means(clean_t, max_length, _VALIDATION_FEATURES)
         cs = clip_scores(clean_t, feature=feature, max_length=max_length).merge(base, on=["model_id", "clip"])
         clean_items = cs.assign(source=cs["clip"], level=0, severity=0.0, level_value=np.nan)
+    if fams:
         shas = {c: file_sha256(c)[:16] for c in src}
         for family, levels in fams.items():
             items.append(clean_items.assign(family=family))
@@ -1294,7 +1306,13 @@ def validate_clips(
             c = rank_correlations(sub, quality="quality", metrics=metrics, cluster="source", within=False,
                                   n_resamples=n_resamples, seed=seed)
             corr.append(c.assign(family=f"generated: {axis}"))
-        item_df = pd.concat([item_df, gdf], ignore_index=True)
+        if len(clean_items):
+            both = pd.concat([clean_items.assign(quality=1.0), gdf.assign(quality=0.0)], ignore_index=True)
+            c = rank_correlations(both, quality="quality", metrics=metrics, cluster="source", within=False,
+                                  n_resamples=n_resamples, seed=seed)
+            corr.append(c.assign(family="real vs generated"))
+        real = clean_items.assign(family="real") if len(clean_items) and not fams else None
+        item_df = pd.concat([x for x in (item_df, real, gdf) if x is not None and len(x)], ignore_index=True)
     correlations = pd.concat(corr, ignore_index=True) if corr else pd.DataFrame()
     if len(correlations):
         first = ["family"] + [c for c in correlations.columns if c != "family"]

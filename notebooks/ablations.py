@@ -67,7 +67,7 @@ for proto in ["corrected", "paper"]:
     runs[proto] = study.run(ms, datasets, paper_noise, n_clips=n_clips, protocol_name=proto, cache_dir=cache_dir)
 by_proto = pd.concat([study.delta_by_length(r).assign(protocol=p) for p, r in runs.items()], ignore_index=True)
 plotting.line_ci(by_proto, x="length", low="ci_low", high="ci_high", color="kind", column="protocol",
-                 x_title="noise length (frames)", y_title="Δ clip loss (nats/token)", width=280)
+                 x_title="noise length (frames)", y_title="Δ clip loss (nats/token)", width=250)
 
 # %%
 clean = pd.concat([r.summary[r.summary["condition"] == "clean"].assign(protocol=p) for p, r in runs.items()])
@@ -95,7 +95,7 @@ levels = study.run(model_list, datasets, lambda k: study.noise_conditions(
 by_level = pd.concat([study.delta_by_length(runs["corrected"]).assign(level="paper dBFS"),
                       study.delta_by_length(levels).assign(level=f"SNR {matched_snr:+g} dB")], ignore_index=True)
 plotting.line_ci(by_level, x="length", low="ci_low", high="ci_high", color="kind", column="level",
-                 x_title="noise length (frames)", y_title="Δ clip loss (nats/token)", width=280)
+                 x_title="noise length (frames)", y_title="Δ clip loss (nats/token)", width=250)
 
 # %% [markdown]
 # Music levels by kind (RMS dBFS): with absolute noise levels the effective SNR differs by kind.
@@ -124,7 +124,7 @@ sweep = study.run(model_list, datasets, lambda k: [p for snr in snr_levels for p
 by_snr = study.delta_by_length(sweep, by=("model_id", "kind", "length", "level_db"))
 by_snr["length"] = "L = " + by_snr["length"].astype(str)
 plotting.line_ci(by_snr, x="level_db", low="ci_low", high="ci_high", color="kind", column="length",
-                 x_title="SNR (dB): music RMS over noise RMS", y_title="Δ clip loss (nats/token)", width=280)
+                 x_title="SNR (dB): music RMS over noise RMS", y_title="Δ clip loss (nats/token)", width=250)
 
 # %% [markdown]
 # ## 3. Crossfade vs hard cut

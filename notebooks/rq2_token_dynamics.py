@@ -73,7 +73,7 @@ display(Markdown(f"{results.summary['clip'].nunique()} clips, {len(results.error
 curves = study.onset_curves(results, onset=onset, before=window_before, after=window_after)
 mean_curves = curves[curves["codebook"] == "mean"]
 plotting.curve_chart(mean_curves, color="length", column="kind", row="model_id" if len(model_list) > 1 else None,
-                     shade=(0, max(lengths)), width=260, height=200)
+                     shade=(0, max(lengths)), width=250, height=200)
 
 # %% [markdown]
 # Mean Δℓ_t over windows relative to the onset (frames), per kind and length — the numbers behind the chart:
@@ -96,7 +96,7 @@ t.pivot_table(index=["model_id", "kind", "length"], columns="window", values="me
 # %%
 cb = curves[(curves["codebook"] != "mean") & (curves["length"] == example_length)]
 plotting.curve_chart(cb, color="codebook", column="kind", row="model_id" if len(model_list) > 1 else None,
-                     shade=(0, example_length), width=260, height=180)
+                     shade=(0, example_length), width=250, height=180)
 
 # %% [markdown]
 # ## The paper's Fig. 3, from data
@@ -109,7 +109,7 @@ plotting.curve_chart(cb, color="codebook", column="kind", row="model_id" if len(
 absolute = study.absolute_curves(results, length=example_length, onset=onset, before=window_before,
                                  after=window_after)
 plotting.curve_chart(absolute, color="curve", column="kind", row="model_id" if len(model_list) > 1 else None,
-                     y_title="NLL (nats/token)", shade=(0, example_length), width=260, height=200)
+                     y_title="NLL (nats/token)", shade=(0, example_length), width=250, height=200)
 
 # %%
 absolute.assign(inside=lambda d: (d["rel_frame"] >= 5) & (d["rel_frame"] < example_length)).query("inside") \
@@ -142,4 +142,4 @@ one = (tok.assign(delta=tok["nll"] - tok["nll_clean"]).groupby("frame")["delta"]
        .assign(rel_frame=lambda d: d["frame"] - onset, mean=lambda d: d["delta"], low=lambda d: d["delta"],
                high=lambda d: d["delta"], kind=example_kind, length=example_length))
 one = one[(one["rel_frame"] >= -window_before) & (one["rel_frame"] < window_after)]
-plotting.curve_chart(one, color="length", column=None, shade=(0, example_length), width=600, height=200)
+plotting.curve_chart(one, color="length", column=None, shade=(0, example_length), width=560, height=200)

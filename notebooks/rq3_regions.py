@@ -78,7 +78,7 @@ pooled["clip_name"] = pooled["clip"].str.split("/").str[-1]
 for m in pooled["model_id"].unique():
     display(plotting.box_chart(pooled[pooled["model_id"] == m], x="region", y="delta", color="kind",
                                column="method", y_title="mean Δℓ_t in region (nats)", title=str(m),
-                               tooltip=["clip_name", "length"], width=300))
+                               tooltip=["clip_name", "length"], width=250))
 
 # %% [markdown]
 # The same, as numbers: mean over clips and lengths, the paper's statistic ("mean of the kinds' means ± mean of

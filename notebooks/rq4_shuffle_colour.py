@@ -56,11 +56,16 @@ plotting.enable()
 model_list = study.load_models(models, protocol_name=protocol, device=device, plugins=plugins)
 
 
+# pair swaps move 20 % of [0, 14 s): from L = 100 on not even one pair fits (floor(0.2 · 700 / 2L) = 0), which is
+# why the authors switched to one segment swap there
+variant_lengths = {"pair_swaps": [n for n in shuffle_lengths if int(0.2 * 700 / (2 * n)) >= 1],
+                   "segment_swap": shuffle_lengths, "block_swap": block_lengths}
+
+
 def shuffles(kind):
     out = []
     for v in variants:
-        out += study.shuffle_conditions(v, block_lengths if v == "block_swap" else shuffle_lengths, onset=onset,
-                                        seed=seed)
+        out += study.shuffle_conditions(v, variant_lengths[v], onset=onset, seed=seed)
     return out
 
 
@@ -135,7 +140,7 @@ coloured_results = study.run(model_list, colour_datasets, coloured, n_clips=n_cl
                              cache_dir=cache_dir)
 by_colour = study.delta_by_length(coloured_results, by=("model_id", "kind", "colour", "length"))
 plotting.line_ci(by_colour, x="length", low="ci_low", high="ci_high", color="colour", column="kind",
-                 x_title="noise length (frames)", y_title="Δ clip loss (nats/token)", width=280)
+                 x_title="noise length (frames)", y_title="Δ clip loss (nats/token)", width=250)
 
 # %%
 by_colour.pivot_table(index=["model_id", "kind", "colour"], columns="length", values="mean").round(3)

@@ -158,7 +158,7 @@ def test_offline_renderer_and_chart_builders():
     assert html.startswith('<div class="cae-chart"') and "vegaEmbed(" in html and "cdn" not in html.lower()
     spec = json.loads(html.split("vegaEmbed(el, ", 1)[1].rsplit(', {"actions"', 1)[0])
     data = spec["data"]["values"] if "values" in spec["data"] else spec["datasets"][spec["data"]["name"]]
-    assert spec["facet"]["column"]["field"] == "model_id" and len(data) == 4
+    assert spec["facet"]["field"] == "model_id" and spec["columns"] == 2 and len(data) == 4
     curves = pd.DataFrame({"rel_frame": [0, 1], "mean": [0.0, 1.0], "low": [0, 0.5], "high": [0, 1.5], "length": 5,
                            "kind": "a", "n": 2})
     plotting.curve_chart(curves, shade=(0, 5)).to_dict()  # validates against the vega-lite schema
