@@ -23,6 +23,7 @@ All frames are target frames; ``onset`` is the first perturbed frame (the paper:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -49,7 +50,6 @@ from cae.perturb import (
     RandomPairSwaps,
     SegmentSwap,
     Span,
-    from_dict,
 )
 
 __all__ = [
@@ -112,8 +112,6 @@ def import_plugins(plugins: Iterable[str] = ()) -> None:
     """Import modules (or ``.py`` files) that register model adapters with :func:`cae.register_model`."""
     for name in plugins:
         if str(name).endswith(".py"):
-            import importlib.util
-
             path = Path(name).resolve()
             spec = importlib.util.spec_from_file_location(path.stem, path)
             if spec is None or spec.loader is None:

@@ -47,7 +47,6 @@ plugins = []
 # %%
 from IPython.display import Markdown, display
 
-from cae import datasets as ds
 from cae import paper, plotting, study
 from cae.provenance import versions
 

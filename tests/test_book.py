@@ -96,6 +96,14 @@ def test_smoke_parameters_execute(name, isolated):
 
 
 @pytest.mark.slow
+def test_paper_protocol_runs_through_a_notebook(isolated):
+    out = build.execute("rq1_noise_length", isolated / "paper.ipynb", set_name="smoke", progress=False,
+                        params={"protocol": "paper", "datasets": {"ood": "synthetic"}, "level_mode": "paper"})
+    text = json.dumps([o.get("data", {}).get("text/markdown", "") for o in _outputs(nbformat.read(out, 4))])
+    assert "(paper alignment)" in text
+
+
+@pytest.mark.slow
 def test_a_failing_cell_fails_with_the_notebook_named(isolated):
     with pytest.raises(build.BookError, match=r"rq1_noise_length \(smoke parameters\) failed at cell"):
         build.execute("rq1_noise_length", isolated / "bad.ipynb", set_name="smoke",

@@ -94,3 +94,20 @@ def test_info_records_provenance(hf_full):
     info = HFMusicGen.from_model(hf_full, device="cpu", model_id="x", revision="abc").info(prompt="jazz").as_dict()
     assert info["model_id"] == "x" and info["revision"] == "abc" and info["alignment"] == "delay"
     assert info["conditioning"] == "text:jazz" and info["dtype"] == "float32" and info["num_codebooks"] == 4
+
+
+def test_half_precision_checkpoint_keeps_the_codec_in_float32(hf_full, tmp_path):
+    """A checkpoint loaded with dtype=float16 runs its LM in float16 but its EnCodec in float32, so the tokens are
+    the float32 model's tokens (and float32 audio does not meet a float16 codec)."""
+    import numpy as np
+
+    hf_full.save_pretrained(tmp_path)
+    half = cae.load_model(str(tmp_path), dtype="float16", device="cpu")
+    full = cae.load_model(str(tmp_path), device="cpu")
+    assert next(half.decoder.parameters()).dtype == torch.float16
+    assert next(half.audio_encoder.parameters()).dtype == torch.float32
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    codes = half.encode(x, 16000)
+    assert torch.equal(codes, full.encode(x, 16000))
+    nll = half.token_nll(codes)
+    assert nll.dtype == torch.float32 and torch.isfinite(nll).all()

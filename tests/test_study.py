@@ -15,7 +15,7 @@ from cae import datasets as ds
 from cae import paper, study
 from cae.analysis import anchored_regions
 from cae.audio import load
-from cae.perturb import BlockSwap, Noise, RandomPairSwaps, SegmentSwap
+from cae.perturb import BlockSwap, RandomPairSwaps, SegmentSwap
 from cae.score import for_clip
 
 LENGTHS = [5, 50]
@@ -93,6 +93,18 @@ def test_perturbation_columns_round_trip():
     s = study.perturbation_columns(json.dumps(study.shuffle_conditions("pair_swaps", [35])[0].to_dict()))
     assert (s["perturbation_kind"], s["length"], s["budget"]) == ("random_pair_swaps", 35, 0.2)
     assert study.perturbation_columns(float("nan"))["perturbation_kind"] == "clean"
+
+
+def test_plugins_import_modules_and_files(tmp_path, monkeypatch):
+    (tmp_path / "my_plugin_mod.py").write_text("import cae\ncae.register_model('plugin-mod', lambda **kw: 1, "
+                                               "overwrite=True)\n")
+    (tmp_path / "file_plugin.py").write_text("import cae\ncae.register_model('plugin-file', lambda **kw: 2, "
+                                             "overwrite=True)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    study.import_plugins(["my_plugin_mod", str(tmp_path / "file_plugin.py")])
+    from cae.models.base import registered_models
+
+    assert {"plugin-mod", "plugin-file"} <= set(registered_models())
 
 
 def test_load_models_applies_the_protocol():

@@ -63,7 +63,9 @@ class AudiocraftMusicGen(MusicLM):
         self._setup(model_id=model_id, revision=revision, alignment=alignment, device=device, dtype=dtype,
                     batch_size=batch_size)
         self.lm = lm.to(self.device, self.dtype).eval()
-        self.compression_model = None if compression_model is None else compression_model.to(self.device).eval()
+        # the codec always runs in float32, whatever dtype the LM runs in (tokens must not depend on it)
+        self.compression_model = (None if compression_model is None
+                                  else compression_model.to(self.device, torch.float32).eval())
         self.num_codebooks = int(lm.num_codebooks)
         self.card = int(lm.card)
         if self.compression_model is not None:

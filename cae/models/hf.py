@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from cae.errors import ModelError
-from cae.models.base import MusicLM, hub_offline, missing_weights_message, resolve_dtype
+from cae.models.base import MusicLM, hub_offline, missing_weights_message
 from cae.models.sampling import hf_decoder_step, sample_delay
 from cae.models.layout import delay_inputs, gather_delay_nll, gather_paper_nll, paper_inputs
 
@@ -66,7 +66,9 @@ class HFMusicGen(MusicLM):
         if self.bos != self.special:
             raise ModelError(f"{model_id}: expected BOS == pad token (MusicGen convention), got {self.bos} and {self.special}")
         self.decoder = decoder.to(self.device, self.dtype).eval()
-        self.audio_encoder = None if audio_encoder is None else audio_encoder.to(self.device).eval()
+        # the codec always runs in float32: the tokens must not depend on the precision the LM runs in (and a
+        # checkpoint loaded with dtype=float16 would otherwise get float32 audio into a float16 EnCodec)
+        self.audio_encoder = None if audio_encoder is None else audio_encoder.to(self.device, torch.float32).eval()
         self.full_model = full_model
         self.tokenizer = tokenizer
         if self.audio_encoder is not None:
@@ -104,7 +106,8 @@ class HFMusicGen(MusicLM):
         """
         from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
-        dtype = resolve_dtype(kwargs.get("dtype"))
+        # weights are loaded in float32 and only the decoder is cast to ``dtype`` (in ``__init__``): the codec must
+        # keep full-precision weights, or half-precision loading would change the tokens themselves
         tries = [True] if (local_files_only or hub_offline()) else [True, False]
         if local_files_only is False:
             tries = [False]
@@ -112,7 +115,7 @@ class HFMusicGen(MusicLM):
         for local in tries:
             try:
                 model = MusicgenForConditionalGeneration.from_pretrained(
-                    model_id, revision=revision, local_files_only=local, dtype=dtype
+                    model_id, revision=revision, local_files_only=local, dtype=torch.float32
                 )
                 break
             except (OSError, ValueError) as e:  # missing files / no network
