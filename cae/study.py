@@ -65,6 +65,7 @@ __all__ = [
     "noise_conditions",
     "noise_token_stats",
     "onset_curves",
+    "paired_by_length",
     "pure_noise",
     "region_table",
     "resynthesis_snr",
@@ -384,6 +385,19 @@ def length_tests(results: StudyResults, *, by: Sequence[str] = ("model_id", "kin
                      "spearman_p": c.spearman_p, "slope_per_100": 100 * c.slope, "longest": int(g["length"].max()),
                      "cohens_dz": t.cohens_dz, "paired_t_p": t.t_pvalue, "wilcoxon_p": t.wilcoxon_pvalue,
                      "n_clips": t.n})
+    return pd.DataFrame(rows)
+
+
+def paired_by_length(results: StudyResults, *, by: Sequence[str] = ("model_id", "kind", "length"),
+                     perturbation_kind: str | None = None) -> pd.DataFrame:
+    """Per (model, kind, length): paired tests of the perturbed against the clean clip loss across clips, one-sided
+    (perturbed < clean): the mean difference, Cohen's d_z, the t-test and Wilcoxon p-values, and ``n``."""
+    d = clip_deltas(results, perturbation_kind)
+    rows = []
+    for key, g in d.groupby(list(by)):
+        t = paired_test(g["loss_clean"], g["loss"], alternative="less")
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "n": t.n, "mean_diff": t.mean_diff,
+                     "cohens_dz": t.cohens_dz, "t_p": t.t_pvalue, "wilcoxon_p": t.wilcoxon_pvalue})
     return pd.DataFrame(rows)
 
 

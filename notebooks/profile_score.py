@@ -68,7 +68,8 @@ display(Markdown(f"{len(clips)} clips from `{dataset}`; {len(protocol.perturbati
 # ## Where each feature is read
 #
 # One clip, one burst of `example_length` frames, the codebook-mean Δℓ_t coloured by window (Peak, Assimilation,
-# Exit, Recovery); the marks show the span each feature is measured over and its value (hover).
+# Exit, Recovery); the black marks show the span each feature is measured over, at the level it marks (hover for
+# its value). The areas (sums over a window) are in the table below the chart.
 
 # %%
 from cae.sweep import run_sweep  # noqa: E402
@@ -87,14 +88,15 @@ curve, marks = profile.feature_marks(d, m, onset=example_onset, offset=example_o
                                      before=10, after=60)
 marks["rel_start"] = marks["frame_start"] - example_onset
 marks["rel_stop"] = marks["frame_stop"] - example_onset + 1
+on_curve = marks[~marks["feature"].str.contains("area")]  # areas are sums, not levels on the curve: table only
 line = alt.Chart(curve).mark_bar(width=4).encode(
     x=alt.X("rel:Q", title=f"frames from the burst onset (burst: 0 … {example_length - 1})"),
     y=alt.Y("delta:Q", title="Δℓ_t (nats, codebook mean)"), color=alt.Color("region:N"),
     tooltip=["rel", alt.Tooltip("delta:Q", format=".3f"), "region"])
-spans = alt.Chart(marks).mark_rule(strokeWidth=3, opacity=0.7, color="black").encode(
+spans = alt.Chart(on_curve).mark_rule(strokeWidth=3, opacity=0.7, color="black").encode(
     x="rel_start:Q", x2="rel_stop:Q", y="value:Q",
     tooltip=["feature", alt.Tooltip("feature_value:Q", format=".3f"), "frame_start", "frame_stop"])
-labels = alt.Chart(marks).mark_text(align="left", dx=4, dy=-6, fontSize=10).encode(
+labels = alt.Chart(on_curve).mark_text(align="left", dx=4, dy=-6, fontSize=10).encode(
     x="rel_stop:Q", y="value:Q", text="feature")
 (line + spans + labels).properties(width=560, height=280)
 

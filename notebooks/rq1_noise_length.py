@@ -125,6 +125,13 @@ else:
 tests = study.length_tests(results)
 tests.round(4)
 
+# %% [markdown]
+# Per length: one-sided paired tests of loss(perturbed) < loss(clean) across clips (mean difference, Cohen's d_z,
+# t-test and Wilcoxon p-values):
+
+# %%
+study.paired_by_length(results).round(4)
+
 # %%
 lines = []
 for _, r in tests.iterrows():

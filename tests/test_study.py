@@ -139,6 +139,18 @@ def test_delta_by_length_summarises_the_clip_rows(results):
         assert r["share_lower"] == pytest.approx(float((g < 0).mean()))
 
 
+def test_paired_by_length_matches_scipy(results):
+    from scipy import stats
+
+    t = study.paired_by_length(results)
+    d = study.clip_deltas(results)
+    for _, r in t.iterrows():
+        g = d[(d["kind"] == r["kind"]) & (d["length"] == r["length"])]
+        want = stats.ttest_rel(g["loss"], g["loss_clean"], alternative="less").pvalue
+        assert r["n"] == 2 and r["t_p"] == pytest.approx(want)
+        assert r["mean_diff"] == pytest.approx((g["loss"] - g["loss_clean"]).mean())
+
+
 def test_length_tests_columns(results):
     t = study.length_tests(results)
     assert set(t["kind"]) == {"ood", "heldout"} and (t["n_points"] == 4).all() and (t["longest"] == 50).all()
