@@ -30,7 +30,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -207,10 +206,3 @@ def resolve_datasets(datasets: Mapping[str, str], *, n_clips: int | None = None,
     return {kind: resolve_dataset(spec, n_clips=n_clips, model=model, seed=seed, progress=progress)
             for kind, spec in datasets.items()}
 
-
-def describe(datasets: Mapping[str, Sequence[Path]]) -> Any:
-    """A small table: kind, number of clips, first file (for notebooks)."""
-    import pandas as pd
-
-    return pd.DataFrame([{"kind": k, "clips": len(v), "first clip": Path(v[0]).name if v else ""}
-                         for k, v in datasets.items()])

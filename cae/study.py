@@ -37,6 +37,7 @@ import pandas as pd
 from cae.analysis import anchored_regions, bootstrap_curve, group_summary, length_correlation, paired_test
 from cae.analysis.paper_detector import paper_regions
 from cae.errors import CaeError
+from cae.experiments import noise_diversity
 from cae.models.base import MusicLM, load_model
 from cae.perturb import (
     BUTTERWORTH_COLOURS,
@@ -72,6 +73,7 @@ __all__ = [
     "run",
     "run_study",
     "shuffle_conditions",
+    "token_array",
 ]
 
 LEVEL_MODES = ("paper", "dbfs", "snr")
@@ -401,12 +403,15 @@ def paired_by_length(results: StudyResults, *, by: Sequence[str] = ("model_id", 
     return pd.DataFrame(rows)
 
 
-def _arrays(tokens: pd.DataFrame, value: str) -> tuple[np.ndarray, int, int]:
-    k = int(tokens["codebook"].max()) + 1
-    f = int(tokens["frame"].max()) + 1
-    out = np.full((k, f), np.nan)
-    out[tokens["codebook"].to_numpy(), tokens["frame"].to_numpy()] = tokens[value].to_numpy()
-    return out, k, f
+def token_array(tokens: pd.DataFrame, value: str) -> np.ndarray:
+    """One condition's ``value`` column as a ``[K, F]`` array indexed by (codebook, frame); NaN where no row.
+
+    >>> token_array(pd.DataFrame({"codebook": [0, 1], "frame": [1, 0], "nll": [2.0, 3.0]}), "nll").tolist()
+    [[nan, 2.0], [3.0, nan]]
+    """
+    out = np.full((int(tokens["codebook"].max()) + 1, int(tokens["frame"].max()) + 1), np.nan)
+    out[tokens["codebook"].to_numpy(), tokens["frame"].to_numpy()] = tokens[value].to_numpy(dtype=float)
+    return out
 
 
 def _groups(results: StudyResults, perturbation_kind: str | None) -> Iterable[tuple[pd.Series, pd.DataFrame]]:
@@ -448,7 +453,8 @@ def onset_curves(results: StudyResults, *, onset: int = PAPER_ONSET_FRAME, befor
             continue
         g = g.assign(delta=g["nll"] - g["nll_clean"], frame=g["frame"] - lo)
         arr = np.full((int(results.tokens["codebook"].max()) + 1, hi - lo), np.nan)
-        arr[g["codebook"].to_numpy(), g["frame"].to_numpy()] = g[value].to_numpy()
+        part = token_array(g, value)
+        arr[:part.shape[0], :part.shape[1]] = part
         base = (row["model_id"], row["kind"], int(row["length"]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # frames with no finite value stay NaN
@@ -509,10 +515,8 @@ def region_table(results: StudyResults, *, onset: int = PAPER_ONSET_FRAME, metho
     """
     rows = []
     for row, g in _groups(results, "noise"):
-        d_nll, _, _ = _arrays(g, "nll")
-        d_clean, _, _ = _arrays(g, "nll_clean")
-        changed, _, _ = _arrays(g.assign(changed=g["changed"].astype(float)), "changed")
-        d = d_nll - d_clean
+        d = token_array(g, "nll") - token_array(g, "nll_clean")
+        changed = token_array(g, "changed")
         n = int(row["length"])
         base = {"model_id": row["model_id"], "kind": row["kind"], "clip": row["clip"], "length": n,
                 "condition": row["condition"]}
@@ -545,16 +549,15 @@ def noise_token_stats(results: StudyResults, *, onset: int = PAPER_ONSET_FRAME) 
         raise StudyError("noise_token_stats needs the tokens: run the study with codes=True")
     rows = []
     for row, g in _groups(results, "noise"):
-        codes, k, f = _arrays(g, "code")
-        changed, _, _ = _arrays(g.assign(changed=g["changed"].astype(float)), "changed")
+        codes = token_array(g, "code")
+        changed = token_array(g, "changed")
         n = int(row["length"])
-        span = codes[:, onset:onset + n]
-        inside = np.zeros(f, dtype=bool)
+        unique, repeat = noise_diversity(codes, onset, onset + n)
+        inside = np.zeros(codes.shape[1], dtype=bool)
         inside[onset:onset + n] = True
         rows.append({
             "model_id": row["model_id"], "kind": row["kind"], "clip": row["clip"], "condition": row["condition"],
-            "length": n, "unique_tokens": float(np.mean([len(np.unique(r[np.isfinite(r)])) for r in span])),
-            "repeat_rate": float(np.mean(span[:, 1:] == span[:, :-1])) if n > 1 else np.nan,
+            "length": n, "unique_tokens": unique, "repeat_rate": repeat,
             "changed_inside": float(np.nanmean(changed[:, inside])),
             "changed_outside": float(np.nanmean(changed[:, ~inside])),
             "spill_frames": int(np.sum(np.any(changed[:, ~inside] > 0, axis=0))),

@@ -77,13 +77,8 @@ from cae.sweep import run_sweep  # noqa: E402
 burst = [p for p in protocol.perturbations() if p.span.onset == example_onset and p.span.length == example_length][0]
 one = run_sweep(clips[:1], [burst], model_list[0], cache_dir=cache_dir, progress=False).tokens
 one = one[one["condition"] != "clean"]
-k, f = int(one["codebook"].max()) + 1, int(one["frame"].max()) + 1
-import numpy as np  # noqa: E402
-
-d = np.full((k, f), np.nan)
-m = np.zeros((k, f), bool)
-d[one["codebook"], one["frame"]] = (one["nll"] - one["nll_clean"]).to_numpy()
-m[one["codebook"], one["frame"]] = one["changed"].to_numpy()
+d = study.token_array(one, "nll") - study.token_array(one, "nll_clean")
+m = study.token_array(one, "changed") > 0
 curve, marks = profile.feature_marks(d, m, onset=example_onset, offset=example_onset + example_length, params=params,
                                      before=10, after=60)
 marks["rel_start"] = marks["frame_start"] - example_onset
