@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.cae-installed
 
-.PHONY: setup system-packages browser-packages test test-fast book book-smoke book-check corpus reference-model bench clean
+.PHONY: setup system-packages browser-packages test test-fast book book-smoke book-check corpus reference-codec reference-model reference-mel bench clean
 
 setup: $(STAMP)
 
@@ -26,7 +26,7 @@ browser-packages:
 	fi
 
 # torch first and pinned (a bare `torch` requirement would pull a multi-GB CUDA build); audiocraft without its
-# unsatisfiable pins, then its import-time dependencies (the `audiocraft` extra). See ../shared/PLATFORM.md.
+# unsatisfiable pins, then its import-time dependencies (the `audiocraft` extra).
 $(STAMP): pyproject.toml Makefile | system-packages browser-packages
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Debian: apt-get install python3.11 python3.11-venv)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,9 +49,18 @@ test-fast: $(STAMP)
 corpus: $(STAMP)
 	$(PY) -m cae.data.corpus
 
-# Train the shipped reference model from scratch (about 40 minutes on 2 cores; writes cae/reference/weights/).
-reference-model: corpus
+# The shipped reference model, from scratch: its neural codec (EnCodec architecture; about 50 minutes on 2 idle cores,
+# resumable: rerun after an interruption), then its decoder on the codec's tokens (about 40 minutes, resumable).
+# Both write cae/reference/weights/reference/.
+reference-codec: corpus
+	$(PY) -m cae.reference.codec
+
+reference-model: reference-codec
 	$(PY) -m cae.reference.train
+
+# The ablation model reference-mel (mel-RVQ tokenizer fitted here, decoder stopped at step 1000 of 2200 as shipped).
+reference-mel: corpus
+	$(PY) -m cae.reference.train --codec mel --stop-at 1000
 
 # The book: render the corpus if missing, execute every notebook with the `default` parameters (papermill;
 # unchanged notebooks are not re-executed, sweeps are cached), then jupyter-book → _build/html/index.html.

@@ -197,6 +197,53 @@ def load_with_info(path: PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> tu
     return np.ascontiguousarray(mono, dtype=np.float32), info
 
 
+def header_shortfall(path: PathLike) -> str | None:
+    """For a WAV file whose ``data`` chunk header promises more bytes than the file holds (a truncated copy, an
+    interrupted write), a sentence saying how many samples it promised and how many it holds; else ``None``.
+    libsndfile reads such files without a word, returning only the samples present.
+
+    >>> import tempfile, soundfile as sf
+    >>> f = tempfile.NamedTemporaryFile(suffix=".wav", delete=False).name
+    >>> sf.write(f, np.zeros(1000, np.float32), 8000, subtype="PCM_16")
+    >>> header_shortfall(f) is None
+    True
+    >>> _ = open(f, "r+b").truncate(44 + 600)
+    >>> header_shortfall(f)
+    'the WAV header promises 1000 samples per channel but the file holds 300'
+    """
+    import struct
+
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+                return None
+            size = os.path.getsize(name)
+            block, channels = 0, 1
+            while True:
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, clen = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = fh.read(clen)
+                    channels, block = struct.unpack("<H", fmt[2:4])[0], struct.unpack("<H", fmt[12:14])[0]
+                    fh.seek(clen % 2, 1)
+                    continue
+                if cid == b"data":
+                    if clen == 0xFFFFFFFF or block == 0:  # RF64 / streaming placeholder: nothing promised
+                        return None
+                    held = size - fh.tell()
+                    if clen > held:
+                        return (f"the WAV header promises {clen // block} samples per channel but the file holds "
+                                f"{held // block}")
+                    return None
+                fh.seek(clen + clen % 2, 1)
+    except (OSError, struct.error):
+        return None
+
+
 def load(path: PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Wave:
     """Load a file as a mono float32 waveform at ``sample_rate`` (channels averaged, soxr resampling).
 

@@ -145,7 +145,7 @@ class LMCounter:
 
     def _pre(self, module: Any, args: tuple, kwargs: dict) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
-        cache = kwargs.get("past_key_values")
+        cache = kwargs.get("cache")
         past = cache.get_seq_length() if cache is not None else 0
         batch, q = ids.shape[0] // self.k, ids.shape[-1]
         s = np.arange(past, past + q, dtype=np.float64)
@@ -195,7 +195,7 @@ def naive_sweep(paths: Sequence[str], model: Any, perturbations: Sequence[Any], 
         codes = model.encode(wav, model.sample_rate)
         out[(path, CLEAN)] = (None, codes, model.token_nll(codes))
         for p in perturbations:
-            p = for_clip(p, i)
+            p = for_clip(p, i)  # the engine side runs with seeding='index' (below)
             try:
                 w = p.apply(wav, model.sample_rate, None)
             except PerturbationError:
@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with lm_engine:
                 t = time.perf_counter()
                 engine = run_sweep(paths[: i + 1], perts, model, cache_dir=Path(tmp) / "cache", progress=False,
-                                   codes=True, options=options)
+                                   codes=True, options=options, seeding="index")
                 t_engine += time.perf_counter() - t
             print(f"clip {i}: naive {t_naive:.1f} s, engine {t_engine:.1f} s (cumulative)", flush=True)
         cmp = compare(naive, engine, model)

@@ -6,13 +6,17 @@ Perturbations come from three options that add up:
 
 * ``--paper-noise KIND`` — the authors' grid for a dataset kind (``ood`` −30, ``generated`` −20, ``trainset`` −12
   dBFS): white noise replacing frames [250, 250+L) for L in ``--lengths`` (default 5 10 50 100 150 200), seeds
-  42 + clip index;
+  42 + clip index (``--seeding index``, the default with this option; otherwise seeds follow each clip's content);
 * ``--noise COLOUR`` with ``--level-db``, ``--reference``, ``--mode``, ``--onset-frames``, ``--lengths``,
   ``--crossfade-ms``, ``--seed`` — one noise condition per length;
-* ``--perturb JSON`` or ``--perturb @file.json`` (repeatable) — any perturbation as :func:`cae.perturb.from_dict`
-  reads it (a file may hold one object or a list).
+* ``--perturb TEXT`` (repeatable) — the compact syntax of :mod:`cae.perturb_text`, e.g.
+  ``noise:white:-30dbfs@250+100f``; or JSON (``--perturb '{"kind": ...}'``) or ``@file.json``, any perturbation as
+  :func:`cae.perturb.from_dict` reads it (a file may hold one object or a list).
 
-Rows are written even when some clips fail; the failures are listed on stderr and the exit code is 1.
+``cae score`` goes through the cached sweep engine (:func:`cae.sweep.run_sweep`; ``--cache-dir``), the same path as
+the book. Output: the suffix of ``--out`` picks the format (``.parquet`` or ``.csv``; anything else is refused before
+any work), for every command; the output folder is checked for writability before any work too. Rows are written
+even when some clips fail; the failures are listed on stderr and the exit code is 1.
 
 ``cae profile`` scores every audio file in the given folders (recursively; files may also be named directly) under
 the short-injection protocol (:class:`cae.profile.Protocol`: white-noise bursts of 5 and 10 frames at frames 150,
@@ -44,21 +48,74 @@ def _lengths(text: str) -> list[int]:
     return values
 
 
-def _perturb_specs(values: list[str]) -> list[dict[str, Any]]:
-    specs: list[dict[str, Any]] = []
+class UsageError(Exception):
+    """A command-line value that cannot work; reported as one line, exit code 2, before any work."""
+
+
+def _perturbations_from(values: list[str]) -> list[Any]:
+    """``--perturb`` values: compact text (:mod:`cae.perturb_text`), JSON, or ``@file.json``."""
+    from cae.perturb import PerturbationError, from_dict
+    from cae.perturb_text import parse
+
+    out: list[Any] = []
     for v in values:
         source = v
+        if not v.startswith(("@", "{", "[")):
+            out.append(parse(v))
+            continue
         if v.startswith("@"):
             path = Path(v[1:])
             if not path.is_file():
-                raise SystemExit(f"cae score: --perturb file {path} does not exist")
+                raise UsageError(f"--perturb file {path} does not exist")
             v = path.read_text()
         try:
             data = json.loads(v)
         except json.JSONDecodeError as e:
-            raise SystemExit(f"cae score: --perturb {source!r} is not valid JSON: {e}") from None
-        specs.extend(data if isinstance(data, list) else [data])
-    return specs
+            raise UsageError(f"--perturb {source!r} is not valid JSON: {e}") from None
+        for item in data if isinstance(data, list) else [data]:
+            if not isinstance(item, dict):
+                raise UsageError(f"--perturb {source!r}: expected a perturbation object (or a list of them), "
+                                 f"got {json.dumps(item)}")
+            try:
+                out.append(from_dict(item))
+            except (PerturbationError, KeyError, TypeError, ValueError) as e:
+                raise UsageError(f"--perturb {source!r}: {e}") from None
+    return out
+
+
+def _table_path(out: str, command: str) -> Path:
+    """The ``--out`` path, refused unless it ends in ``.parquet`` or ``.csv``."""
+    path = Path(out)
+    if path.suffix.lower() not in (".parquet", ".csv"):
+        raise UsageError(f"--out must end in .parquet or .csv (the suffix picks the format), got {path.name!r}")
+    return path
+
+
+def _check_writable(*paths: Path) -> None:
+    """Fail now, not after the work, when an output cannot be written (a folder under a file, no permission)."""
+    import os
+    import tempfile
+
+    for path in paths:
+        folder = path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".cae-write-test-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+        if path.is_dir():
+            raise UsageError(f"cannot write {path}: it is a folder")
+
+
+def _check_device(device: str | None) -> None:
+    if device and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA GPU is usable here (torch {torch.__version__}); "
+                             "use --device cpu")
 
 
 def build_perturbations(args: argparse.Namespace) -> list[Any]:
@@ -74,7 +131,7 @@ def build_perturbations(args: argparse.Namespace) -> list[Any]:
                 span=perturb.Span(args.onset_frames, n, "frames"), colour=args.noise, mode=args.mode,
                 level_db=args.level_db, reference=args.reference, crossfade_ms=args.crossfade_ms, seed=args.seed,
             ))
-    out += [perturb.from_dict(d) for d in _perturb_specs(args.perturb)]
+    out += _perturbations_from(args.perturb)
     return out
 
 
@@ -84,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="per-token NLL of clips, clean and perturbed, into parquet tables")
     s.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, OGG, ...)")
     s.add_argument("--model", required=True, help="registered name, hub id, 'audiocraft:<id>' or local folder")
-    s.add_argument("--out", required=True, help="per-token parquet; the summary goes beside it (*.summary.parquet)")
+    s.add_argument("--out", required=True,
+                   help="per-token table, .parquet or .csv; the summary goes beside it (<stem>.summary.<suffix>)")
     s.add_argument("--alignment", choices=["delay", "paper"], default="delay")
     s.add_argument("--device", default=None)
     s.add_argument("--dtype", default=None, help="model dtype (float32 default; log-softmax is always float32)")
@@ -97,8 +155,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--onset-frames", type=int, default=250)
     s.add_argument("--lengths", type=_lengths, default=None, help="frame lengths, e.g. '5,10,50'")
     s.add_argument("--crossfade-ms", type=float, default=0.0)
-    s.add_argument("--seed", type=int, default=0, help="noise seed of --noise (advanced by the clip index)")
-    s.add_argument("--perturb", action="append", default=[], metavar="JSON|@FILE")
+    s.add_argument("--seed", type=int, default=0, help="noise seed of --noise (plus a per-clip offset, see --seeding)")
+    s.add_argument("--perturb", action="append", default=[], metavar="TEXT|JSON|@FILE",
+                   help="e.g. noise:white:-30dbfs@250+100f (grammar: cae.perturb_text)")
+    s.add_argument("--seeding", choices=["content", "index"], default=None,
+                   help="per-clip noise seed offset: from the clip's bytes (default) or its position in the list "
+                        "(the authors' 42 + index; the default with --paper-noise)")
+    s.add_argument("--cache-dir", default=None, help="sweep cache (default $CAE_CACHE_DIR/sweeps)")
     s.add_argument("--no-progress", action="store_true")
 
     g = sub.add_parser("generate", help="a seeded unconditional 'Generated' set over a top-k sweep")
@@ -120,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--lengths", type=_lengths, default=None, help="burst lengths in frames (default '5,10')")
     r.add_argument("--onsets", type=_lengths, default=None, help="burst onsets in frames (default '150,300,450')")
     r.add_argument("--level-db", type=float, default=0.0, help="burst SNR in dB relative to the clip's RMS (default 0)")
-    r.add_argument("--seed", type=int, default=0, help="noise seed (advanced by the clip index)")
+    r.add_argument("--seed", type=int, default=0, help="noise seed (plus an offset derived from each clip's content)")
     r.add_argument("--feature", default=None, help="feature the scores average (default: peak_contrast)")
     r.add_argument("--cache-dir", default=None, help="sweep cache (default $CAE_CACHE_DIR/sweeps)")
     r.add_argument("--device", default=None)
@@ -129,30 +192,36 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cae.errors import CaeError
+
     args = _parser().parse_args(argv)
-    if args.command == "score":
-        return _score(args)
-    if args.command == "generate":
-        return _generate(args)
-    if args.command == "profile":
-        return _profile(args)
-    return 2  # pragma: no cover
+    run = {"score": _score, "generate": _generate, "profile": _profile}[args.command]
+    try:
+        return run(args)
+    except (UsageError, CaeError) as e:
+        print(f"cae {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 def _audio_inputs(items: list[str]) -> list[str]:
-    """Folders expanded to their audio files (sorted, recursive); other paths kept as given (errors come later)."""
+    """Folders expanded to their audio files (sorted, recursive); other paths kept as given (errors come later).
+    A folder with no audio file is refused: it is almost always a wrong path."""
     from cae.data.folder import folder_dataset
 
     out: list[str] = []
     for item in items:
         if Path(item).is_dir():
-            out += folder_dataset(item, manifest=False)["path"].tolist()
+            found = folder_dataset(item, manifest=False)["path"].tolist()
+            if not found:
+                raise UsageError(f"folder {item} holds no audio file")
+            out += found
         else:
             out.append(item)
     return out
 
 
 def _write_table(df: Any, path: Path) -> None:
+    """Write ``df`` in the format the suffix names (``.csv`` or ``.parquet``; checked by :func:`_table_path`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
         df.to_csv(path, index=False)
@@ -163,35 +232,29 @@ def _write_table(df: Any, path: Path) -> None:
 def _profile(args: argparse.Namespace) -> int:
     import math
 
-    from cae.errors import CaeError
     from cae.models import load_model
-    from cae.profile import DEFAULT_SCORE_FEATURE, Protocol, clip_scores, profile_clips
+    from cae.profile import DEFAULT_SCORE_FEATURE, FEATURES, Protocol, clip_scores, profile_clips
 
-    out = Path(args.out)
-    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        print(f"cae profile: --out must end in .parquet or .csv, got {out.name!r}", file=sys.stderr)
-        return 2
+    out = _table_path(args.out, "profile")
+    scores_path = out.with_name(f"{out.stem}.scores{out.suffix}")
+    feature = args.feature or DEFAULT_SCORE_FEATURE
+    if feature not in FEATURES:
+        raise UsageError(f"--feature {feature!r} is not a profile feature; choose from {', '.join(FEATURES)}")
+    _check_writable(out, scores_path)
+    _check_device(args.device)
     clips = _audio_inputs(args.audio)
     if not clips:
-        print(f"cae profile: no audio files found in {' '.join(args.audio)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"no audio files found in {' '.join(args.audio)}")
     defaults = Protocol()
+    model = load_model(args.model, **({"device": args.device} if args.device else {}))
     try:
-        model = load_model(args.model, **({"device": args.device} if args.device else {}))
         protocol = Protocol(lengths=tuple(args.lengths or defaults.lengths),
                             onsets=tuple(args.onsets or defaults.onsets), level_db=args.level_db, seed=args.seed,
                             frame_rate=float(model.frame_rate))
-    except (CaeError, ValueError) as e:
-        print(f"cae profile: {e}", file=sys.stderr)
-        return 2
-    result = profile_clips(clips, model, protocol=protocol, cache_dir=args.cache_dir, progress=not args.no_progress)
-    feature = args.feature or DEFAULT_SCORE_FEATURE
-    try:
-        scores = clip_scores(result.table, feature=feature, max_length=None)
     except ValueError as e:
-        print(f"cae profile: {e}", file=sys.stderr)
-        return 2
-    scores_path = out.with_name(f"{out.stem}.scores{out.suffix}")
+        raise UsageError(str(e)) from None
+    result = profile_clips(clips, model, protocol=protocol, cache_dir=args.cache_dir, progress=not args.no_progress)
+    scores = clip_scores(result.table, feature=feature, max_length=None)
     _write_table(result.table, out)
     _write_table(scores, scores_path)
 
@@ -216,42 +279,50 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from cae.errors import CaeError
     from cae.generation import PAPER_TOP_KS, write_generated_set
     from cae.models import load_model
 
-    try:
-        model = load_model(args.model, **({"device": args.device} if args.device else {}))
-        manifest = write_generated_set(
-            model, args.out, top_ks=args.top_k or PAPER_TOP_KS, per_k=args.per_k, seconds=args.seconds,
-            temperature=args.temperature, seed=args.seed, loudness_lufs=args.loudness_lufs,
-            progress=not args.no_progress,
-        )
-    except CaeError as e:
-        print(f"cae generate: {e}", file=sys.stderr)
-        return 2
+    if not args.seconds > 0:
+        raise UsageError(f"--seconds must be positive, got {args.seconds}")
+    if args.per_k < 1:
+        raise UsageError(f"--per-k must be at least 1, got {args.per_k}")
+    if any(k < 0 for k in args.top_k or ()):
+        raise UsageError(f"--top-k values must be 0 (all tokens) or positive, got {args.top_k}")
+    if args.temperature < 0:
+        raise UsageError(f"--temperature must be 0 (greedy) or positive, got {args.temperature}")
+    _check_device(args.device)
+    _check_writable(Path(args.out) / "manifest.csv")
+    model = load_model(args.model, **({"device": args.device} if args.device else {}))
+    manifest = write_generated_set(
+        model, args.out, top_ks=args.top_k or PAPER_TOP_KS, per_k=args.per_k, seconds=args.seconds,
+        temperature=args.temperature, seed=args.seed, loudness_lufs=args.loudness_lufs,
+        progress=not args.no_progress,
+    )
     print(f"wrote {len(manifest)} clips and {Path(args.out) / 'manifest.csv'}")
     return 0
 
 
 def _score(args: argparse.Namespace) -> int:
-    from cae.errors import CaeError
     from cae.models import load_model
-    from cae.score import score_clips
+    from cae.sweep import run_sweep
 
-    try:
-        perturbations = build_perturbations(args)
-        kwargs: dict[str, Any] = {"alignment": args.alignment}
-        if args.device:
-            kwargs["device"] = args.device
-        if args.dtype:
-            kwargs["dtype"] = args.dtype
-        model = load_model(args.model, **kwargs)
-    except CaeError as e:
-        print(f"cae score: {e}", file=sys.stderr)
-        return 2
-    tables = score_clips(args.audio, model, perturbations, prompt=args.prompt, progress=not args.no_progress)
-    tokens_path, summary_path = tables.write(args.out)
+    out = _table_path(args.out, "score")
+    summary_out = out.with_name(f"{out.stem}.summary{out.suffix}")
+    _check_writable(out, summary_out)
+    _check_device(args.device)
+    perturbations = build_perturbations(args)
+    kwargs: dict[str, Any] = {"alignment": args.alignment}
+    if args.device:
+        kwargs["device"] = args.device
+    if args.dtype:
+        kwargs["dtype"] = args.dtype
+    model = load_model(args.model, **kwargs)
+    seeding = args.seeding or ("index" if args.paper_noise else "content")
+    tables = run_sweep(args.audio, perturbations, model, prompt=args.prompt, cache_dir=args.cache_dir,
+                       progress=not args.no_progress, seeding=seeding)
+    tokens_path, summary_path = out, summary_out
+    _write_table(tables.tokens, tokens_path)
+    _write_table(tables.summary, summary_path)
     print(f"wrote {tokens_path} ({len(tables.tokens)} token rows) and {summary_path} ({len(tables.summary)} rows)")
     errors = tables.summary[tables.summary["error"].notna()]
     for _, row in errors.iterrows():

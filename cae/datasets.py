@@ -39,7 +39,7 @@ from cae.paths import REPO_ROOT, cache_dir, data_dir
 
 __all__ = ["DatasetError", "parse_spec", "resolve_dataset", "resolve_datasets", "synthetic_clips"]
 
-#: Top-k values (and clips per value) for the ``generated`` spec: the paper's seven values (spec §2.3).
+#: Top-k values (and clips per value) for the ``generated`` spec: the paper's seven values (Protocol page: Models and datasets).
 GENERATED_TOP_KS: tuple[int, ...] = (10, 50, 100, 150, 200, 250, 500)
 GENERATED_SECONDS = 15.0
 

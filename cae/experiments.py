@@ -2,7 +2,7 @@
 
 For every clip and noise length L: replace frames ``[onset, onset + L)`` with noise, re-encode, score, and record
 
-* the clip losses (clean, noisy) and their difference (spec §4.5: the per-token mean, as in the paper's Fig. 2);
+* the clip losses (clean, noisy) and their difference (the per-token mean, as in the paper's Fig. 2; Protocol page: Scoring);
 * the token-change span (first/last changed frame) from the token mask;
 * region means of the codebook-mean Δℓ_t by the authors' detector (:func:`cae.analysis.paper_regions`, empty → 0)
   and by mask-anchored windows (:func:`cae.analysis.anchored_regions`, empty → NaN);

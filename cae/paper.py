@@ -1,4 +1,4 @@
-"""The paper's published numbers, as tables to put beside ours (source: ``../shared/paper/spec.md`` §6).
+"""The paper's published numbers, as tables to put beside ours (the book's Protocol page, Published numbers, gives their sources).
 
 Values marked "≈" in the spec were read off the figures (about ±0.02); the Fig. 4 annotations and the shuffle CSV
 are exact. Dataset kinds use cae's names: ``ood`` (the paper's ASAP OOD), ``trainset`` (TrainingSet),
@@ -22,7 +22,7 @@ MELODY = "facebook/musicgen-melody"
 CHECKPOINTS = (SMALL, MEDIUM, MELODY, LARGE)
 LENGTHS = (5, 10, 50, 100, 150, 200)
 
-# Fig. 2: mean Δ of the clip loss (white noise) per length; ≈ readings (spec §6.2).
+# Fig. 2: mean Δ of the clip loss (white noise) per length; ≈ readings (Protocol page: Published numbers).
 _FIG2 = {
     SMALL: {"ood": (0.03, 0.03, -0.07, -0.21, -0.36, -0.50), "trainset": (0.01, 0.02, -0.03, -0.06, -0.10, -0.16),
             "generated": (0.0, 0.0, -0.10, -0.22, -0.27, -0.51)},
@@ -106,7 +106,7 @@ def block_swap_csv() -> pd.DataFrame:
 
 
 # Demo Figs. 2-1..2-3: mean per-token loss pooled over files, clean ("ref") and each noise type at 200 tk (≈).
-# The authors' colours are Butterworth shapes (spec §3.2): cae calls them butter-pink/-brown/-blue.
+# The authors' colours are Butterworth shapes (Protocol page: Noise injection): cae calls them butter-pink/-brown/-blue.
 _DEMO_COLOURS = {
     ("ood", SMALL): (4.19, 3.70, 3.72, 4.19, 4.47), ("ood", MEDIUM): (6.47, 6.28, 6.02, 6.55, 6.80),
     ("ood", MELODY): (3.64, 2.70, 2.87, 2.99, 3.33), ("generated", SMALL): (5.59, 5.08, 4.73, 5.62, 5.86),
@@ -118,7 +118,7 @@ _DEMO_COLOURS = {
 
 def demo_colours() -> pd.DataFrame:
     """Demo page, noise colours at 200 tk: ``kind, model, colour, loss, delta`` (Δ against the clean "ref"; ≈;
-    Melody values are codebook 0 with the self-target bug, spec §4.3)."""
+    Melody values are codebook 0 with the self-target bug, Protocol page: Scoring)."""
     rows = []
     for (kind, model), (ref, *vals) in _DEMO_COLOURS.items():
         for colour, v in zip(("white", "butter-blue", "butter-pink", "butter-brown"), vals):

@@ -1,6 +1,6 @@
 """Waveform perturbations as frozen, serialisable dataclasses.
 
-The paper perturbs the **waveform** and re-tokenises it (spec §3). Every perturbation here is a frozen
+The paper perturbs the **waveform** and re-tokenises it (Protocol page: Noise injection). Every perturbation here is a frozen
 dataclass with a class-level ``kind``, :meth:`~Perturbation.to_dict` (plain JSON-able, includes ``kind``),
 a ``label`` for result rows, and ``apply(wave, sample_rate, rng=None) -> Wave``. :func:`from_dict`
 rebuilds any kind exactly. ``apply`` never mutates its input; it returns a new float32 array.
@@ -21,7 +21,7 @@ Randomness (one rule for every kind)
     stream that ``np.random.seed(seed); np.random.randn(n)`` gives, to reproduce the authors' noise; a
     Generator cannot be used then.
 
-Noise (:class:`Noise`, spec §3.2 and §7C)
+Noise (:class:`Noise`, Protocol page: Noise injection, What cae corrects)
     ``mode="replace"`` (paper: ``audio[start:stop] = noise``) or ``"add"``. Colours:
 
     * ``"white"``: i.i.d. Gaussian.
@@ -51,7 +51,7 @@ Noise (:class:`Noise`, spec §3.2 and §7C)
     complementary gain (equal-gain crossfade); audio outside the span and the total length are unchanged.
     ``0`` is the paper's hard cut. The level refers to the noise at full gain.
 
-Order perturbations (spec §3.3), on blocks of whole codec frames; all preserve the multiset of samples
+Order perturbations (Protocol page: Order shuffling), on blocks of whole codec frames; all preserve the multiset of samples
     * :class:`BlockSwap`: variant (c): swap ``[onset, onset+L)`` with ``[onset+L, onset+2L)``.
     * :class:`RandomPairSwaps`: variant (a) with its overlap bug fixed: ``k = floor(budget·R / 2L)`` pairs of
       adjacent L-frame blocks, on the authors' candidate grid (every L frames from the range start),
@@ -561,6 +561,26 @@ class Noise(Perturbation):
         noise_lufs = -0.691 + 10.0 * math.log10(_k_weighted_mean_square(unit_noise, sample_rate))
         return 10.0 ** ((clip_lufs - self.level_db - noise_lufs) / 20.0)
 
+    def noise_dbfs(self, wave: Wave, sample_rate: int) -> float | None:
+        """RMS level of the burst in dBFS as applied to ``wave`` (``None`` where it cannot be set, e.g. a silent
+        clip under an SNR reference).
+
+        >>> Noise(Span(0, 1), level_db=-12.0).noise_dbfs(np.zeros(1280, np.float32), 32000)
+        -12.0
+        >>> round(Noise(Span(0, 1), level_db=-6.0, reference="snr-rms").noise_dbfs(np.full(640, 1.0), 32000), 2)
+        6.0
+        """
+        if self.reference == "dbfs":
+            return float(self.level_db)
+        x = _check_wave(wave).astype(np.float64)
+        try:
+            start, stop = self.span.to_samples(_check_sample_rate(sample_rate), x.size)
+            unit = self.noise(stop - start)
+            gain = self._gain(x, unit, sample_rate)
+        except (PerturbationError, AudioError, ValueError):
+            return None
+        return 20.0 * math.log10(gain) if gain > 0 else None
+
     def apply(self, wave: Wave, sample_rate: int, rng: RngLike = None) -> Wave:
         """Noise in ``span``; the rest of the clip is copied bit for bit.
 
@@ -720,7 +740,7 @@ def _range_label(obj: Any) -> str:
 
 @dataclass(frozen=True)
 class BlockSwap(Perturbation):
-    """Swap the block ``[onset, onset+L)`` with the next one ``[onset+L, onset+2L)`` (variant c, spec §3.3).
+    """Swap the block ``[onset, onset+L)`` with the next one ``[onset+L, onset+2L)`` (variant c, Protocol page: Order shuffling).
 
     ``span`` gives the onset and the block length L; it must be in frames (whole codec frames).
 
@@ -765,7 +785,7 @@ class RandomPairSwaps(Perturbation, _RangeMixin):
     cut into ``floor(R / L)`` candidate blocks starting every L frames from ``start`` (the authors' grid).
     ``k = floor(budget · R / (2L))`` pairs of adjacent blocks are placed uniformly at random among all
     non-overlapping placements, and the two blocks of each pair are swapped, so at most ``budget`` of the
-    range moves. The authors' version drew pair starts independently and let pairs overlap (spec §3.3 a).
+    range moves. The authors' version drew pair starts independently and let pairs overlap (Protocol page: Order shuffling).
 
     Attributes:
         length: Block length L in frames.
@@ -826,7 +846,7 @@ class RandomPairSwaps(Perturbation, _RangeMixin):
 
 @dataclass(frozen=True)
 class SegmentSwap(Perturbation, _RangeMixin):
-    """Swap two random, non-overlapping L-frame segments within a frame range (variant b, spec §3.3).
+    """Swap two random, non-overlapping L-frame segments within a frame range (variant b, Protocol page: Order shuffling).
 
     Segment starts are frame-aligned; the unordered pair is drawn uniformly among all non-overlapping
     placements in ``[start, stop)`` (adjacent segments allowed).
@@ -890,7 +910,7 @@ PAPER_ONSET_FRAME = 250
 PAPER_ONSET_SAMPLE = 160000
 #: Noise lengths in frames (0.1, 0.2, 1, 2, 3, 4 s).
 PAPER_LENGTHS = (5, 10, 50, 100, 150, 200)
-#: Absolute noise RMS per dataset kind (dBFS), fixed per dataset, not matched per file (spec §3.2, §7C.11).
+#: Absolute noise RMS per dataset kind (dBFS), fixed per dataset, not matched per file (Protocol page: Noise injection, What cae corrects).
 PAPER_LEVELS_DBFS: dict[str, float] = {"ood": -30.0, "generated": -20.0, "trainset": -12.0}
 _DATASET_ALIASES = {"ood": "ood", "asap": "ood", "generated": "generated", "trainset": "trainset",
                     "training": "trainset", "trainingset": "trainset"}  # fmt: skip
@@ -905,7 +925,7 @@ PAPER_SHUFFLE_RANGE_FRAMES = (0, 700)
 def paper_noise(
     length_frames: int, dataset_kind: str, file_index: int = 0, channel: int = 0, colour: str = "white"
 ) -> Noise:
-    """The authors' noise injection for one file (spec §3.2, §7F).
+    """The authors' noise injection for one file (Protocol page: Noise injection, What cae corrects).
 
     White noise (or one of their Butterworth colours) **replacing** frames ``[250, 250 + L)``, hard cut,
     std-normalised and scaled to the dataset's fixed dBFS level, drawn from numpy's legacy generator seeded

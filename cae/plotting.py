@@ -228,3 +228,50 @@ def audio(wave: np.ndarray, sample_rate: int) -> Any:
     x = np.asarray(wave, dtype=np.float32) / peak * 0.98 if peak > 1.0 else np.asarray(wave, dtype=np.float32)
     sf.write(buf, x, int(sample_rate), format="WAV", subtype="PCM_16")
     return Audio(data=buf.getvalue(), rate=int(sample_rate))
+
+
+def mel_frames(wave: np.ndarray, sample_rate: int, *, n_mels: int = 48, time_bins: int = 150,
+               seconds: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Log-mel power of ``wave`` (dB re the clip's maximum, floored at −80) as tidy rows ``time_s, mel_band, db``,
+    pooled to at most ``time_bins`` columns so that a chart of it stays light; ``seconds`` crops first."""
+    import librosa
+
+    x = np.asarray(wave, dtype=np.float32)
+    t0 = 0.0
+    if seconds is not None:
+        t0 = seconds[0]
+        x = x[int(seconds[0] * sample_rate): int(seconds[1] * sample_rate)]
+    hop = 320
+    mel = librosa.feature.melspectrogram(y=x, sr=sample_rate, n_fft=2048, hop_length=hop, n_mels=n_mels)
+    db = librosa.power_to_db(mel, ref=np.max(mel) if mel.size and mel.max() > 0 else 1.0, top_db=80.0)
+    pool = max(1, int(np.ceil(db.shape[1] / time_bins)))
+    cols = db.shape[1] // pool * pool
+    pooled = db[:, :cols].reshape(n_mels, -1, pool).mean(-1) if cols else db
+    band, col = np.meshgrid(np.arange(n_mels), np.arange(pooled.shape[1]), indexing="ij")
+    return pd.DataFrame({"time_s": t0 + col.ravel() * pool * hop / sample_rate, "mel_band": band.ravel(),
+                         "db": pooled.ravel().round(1)})
+
+
+def spectrogram_chart(frames: pd.DataFrame, *, column: str | None = None, row: str | None = None,
+                      shade: tuple[float, float] | None = None, width: int = 300, height: int = 120,
+                      wrap: int = 2, title: str | None = None) -> Any:
+    """Heat maps of :func:`mel_frames` rows (one panel per ``column``/``row`` value); ``shade`` marks a time span
+    (seconds), e.g. the noise."""
+    import altair as alt
+
+    d = frames.copy()
+    step = float(np.diff(np.unique(d["time_s"]))[0]) if d["time_s"].nunique() > 1 else 0.02
+    d["time_end"] = d["time_s"] + step
+    layers = [alt.Chart().mark_rect().encode(
+        x=alt.X("time_s", type="quantitative", title="time (s)"), x2="time_end",
+        y=alt.Y("mel_band", type="ordinal", sort="descending", title="mel band", axis=alt.Axis(labels=False,
+                                                                                            ticks=False)),
+        color=alt.Color("db", type="quantitative", scale=alt.Scale(scheme="magma"), title="dB"))]
+    if shade is not None:
+        layers.append(alt.Chart(pd.DataFrame({"a": [shade[0]], "b": [shade[1]]})).mark_rect(
+            fill=None, stroke="white", strokeDash=[4, 3]).encode(x=alt.X("a", type="quantitative"), x2=alt.X2("b")))
+    chart = alt.layer(*layers, data=d).properties(width=width, height=height)
+    chart = _facet(chart, column, row, wrap)
+    if title:
+        chart = chart.properties(title=title)
+    return chart

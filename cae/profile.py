@@ -102,11 +102,11 @@ import pandas as pd
 from cae.analysis import bootstrap_ci, codebook_mean, mask_summary
 from cae.analysis._arrays import as_float
 from cae.analysis.windows import Window
-from cae.errors import PerturbationError
+from cae.errors import ModelError, PerturbationError
 from cae.perturb import Noise, Perturbation, RandomPairSwaps, Span
 
 __all__ = [
-    "DEFAULT_CHECKPOINT_MODELS",
+    "checkpoint_models",
     "DEFAULT_LADDERS",
     "DEFAULT_SCORE_FEATURE",
     "FEATURES",
@@ -1030,11 +1030,11 @@ def rank_correlations(
 # Validation
 
 
-#: The reference model's checkpoints, worst to best, with their training step (untrained = step 0).
-DEFAULT_CHECKPOINT_MODELS: dict[str, int] = {
-    "reference@untrained": 0, "reference@step100": 100, "reference@step250": 250, "reference@step500": 500,
-    "reference@step1000": 1000,
-}
+def checkpoint_models(family: str = "reference") -> dict[str, int]:
+    """A reference model's checkpoints, worst to best, with their training step (untrained = step 0)."""
+    from cae.reference.checkpoints import checkpoint_table
+
+    return {r["name"]: max(0, int(r["step"])) for r in sorted(checkpoint_table(family), key=lambda r: r["step"])}
 
 _VALIDATION_FEATURES = ("peak_height", "peak_contrast", "peak_prominence", "peak_width", "assim_time", "assim_depth",
                         "exit_spike", "recovery_time", "peak_area_pos")
@@ -1088,7 +1088,7 @@ def validate_models(
     """Does the model-level score rank models by quality? Checkpoints of one training run are the known order.
 
     Every model scores the same clips under the protocol. Quality = the value given per model (default
-    :data:`DEFAULT_CHECKPOINT_MODELS`: the training step, untrained = 0; the held-out loss falls monotonically along
+    :func:`checkpoint_models`: the training step, untrained = 0; the held-out loss falls monotonically along
     it). Reported per metric (the profile score, each feature, and the clean loss, oriented so that higher should
     mean better): Spearman ρ between quality and the per-model mean over clips (``aggregate_first``), with a CI from
     resampling clips, and the within-clip ρ (each clip ranks the models by itself) averaged over clips.
@@ -1112,7 +1112,7 @@ def validate_models(
     from cae.reference.checkpoints import checkpoint_table
 
     t0 = time.time()
-    models = dict(DEFAULT_CHECKPOINT_MODELS if models is None else models)
+    models = dict(checkpoint_models() if models is None else models)
     protocol = protocol or Protocol()
     params = params or FeatureParams()
     tables = []
@@ -1128,7 +1128,10 @@ def validate_models(
                 .merge(names, on="model_id", how="left"))
     scores = model_scores(table, feature=feature, max_length=max_length, n_resamples=n_resamples, seed=seed)
     scores = scores.merge(names, on="model_id", how="left")
-    recorded = {r["name"]: r["heldout_loss"] for r in checkpoint_table()}
+    try:
+        recorded = {r["name"]: r["heldout_loss"] for r in checkpoint_table()}
+    except ModelError:  # models given by hand, no shipped training record
+        recorded = {}
     scores["heldout_loss_recorded"] = scores["model_name"].map(recorded)
     scores = scores.sort_values("quality").reset_index(drop=True)
     corr = rank_correlations(per_clip, quality="quality", metrics=_metrics(feature, _VALIDATION_FEATURES),

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from cae.analysis import clip_loss, mask_summary, token_mask
+from cae.checks import clip_warnings, perturbation_warning
 from cae.errors import CaeError
 from cae.models.base import MusicLM
 from cae.provenance import file_sha256, versions
@@ -46,10 +47,32 @@ def condition_label(p: Perturbation) -> str:
     return str(label) if label else json.dumps(p.to_dict(), sort_keys=True)
 
 
-def for_clip(p: Perturbation, clip_index: int) -> Perturbation:
-    """The copy of ``p`` applied to clip ``clip_index``: its ``seed`` advanced by the clip index (if it has one)."""
+SEEDINGS = ("content", "index")
+
+
+def seed_offset(seeding: str, clip_index: int, clip_sha256: str | None) -> int:
+    """What a clip adds to a perturbation's seed.
+
+    * ``"content"`` (the corrected protocol): ``int(sha256[:6], 16)``, from the clip file's bytes, so a clip gets the
+      same noise whatever list, order or machine it is scored in;
+    * ``"index"`` (the authors' protocol, their "42 + file index"): the clip's position in the list.
+
+    >>> seed_offset("index", 3, None), seed_offset("content", 3, "00002a" + "0" * 58)
+    (3, 42)
+    """
+    if seeding == "index":
+        return int(clip_index)
+    if seeding == "content":
+        if not clip_sha256:
+            raise ValueError("content seeding needs the clip's SHA-256")
+        return int(clip_sha256[:6], 16)
+    raise ValueError(f"seeding must be one of {SEEDINGS}, got {seeding!r}")
+
+
+def for_clip(p: Perturbation, offset: int) -> Perturbation:
+    """The copy of ``p`` applied to a clip: its ``seed`` advanced by ``offset`` (:func:`seed_offset`), if it has one."""
     if dataclasses.is_dataclass(p) and hasattr(p, "seed"):
-        return dataclasses.replace(p, seed=int(p.seed) + clip_index)  # type: ignore[type-var]
+        return dataclasses.replace(p, seed=int(p.seed) + int(offset))  # type: ignore[type-var]
     return p
 
 
@@ -106,18 +129,19 @@ def score_clips(
     *,
     prompt: str | None = None,
     progress: bool = True,
+    seeding: str = "content",
 ) -> ScoreTables:
     """Score every clip clean and under every perturbation.
 
     Args:
         paths: audio files (anything :func:`cae.audio.load` reads).
         model: a loaded :class:`~cae.models.base.MusicLM`.
-        perturbations: perturbation objects. A perturbation with a ``seed`` field is applied to clip ``i`` as a
-            copy with ``seed + i`` (the authors' "42 + file index" scheme when built by
-            :func:`cae.perturb.paper_noise`), so clips get different noise, a clip's noise does not depend on the
-            other clips in the run, and the row's ``perturbation`` JSON holds the exact seed used.
+        perturbations: perturbation objects. A perturbation with a ``seed`` field is applied to each clip as a
+            copy with ``seed + seed_offset(seeding, i, sha256)`` (:func:`seed_offset`), so clips get different
+            noise, and the row's ``perturbation`` JSON holds the exact seed used.
         prompt: text condition (``None`` = null condition).
         progress: show a tqdm progress bar.
+        seeding: ``"content"`` (a clip's noise follows from its bytes) or ``"index"`` (the authors' 42 + index).
 
     Returns:
         :class:`ScoreTables` (tokens, summary).
@@ -147,12 +171,13 @@ def score_clips(
         clean_loss = clip_loss(clean_nll)
         base["clip_sha256"] = sha
         base["duration_s"] = len(wav) / model.sample_rate
+        clip_note = clip_warnings(clip, wav, model, int(clean_codes.shape[1]))
         rows.append({**base, "condition": CLEAN, "perturbation": None, "loss": clean_loss, "delta_loss": 0.0,
-                     "n_frames": clean_codes.shape[1], "error": None})
+                     "n_frames": clean_codes.shape[1], "error": None, "warning": clip_note})
         token_frames.append(_token_rows(clip, CLEAN, clean_nll, clean_nll, None))
         bar.update(1)
         for p in perturbations:
-            p = for_clip(p, index)
+            p = for_clip(p, seed_offset(seeding, index, sha))
             label = condition_label(p)
             spec = json.dumps(p.to_dict(), sort_keys=True)
             seed_used = getattr(p, "seed", None)
@@ -170,13 +195,16 @@ def score_clips(
             rows.append({**base, "condition": label, "perturbation": spec, "seed": seed_used, "loss": loss,
                          "delta_loss": loss - clean_loss, "n_frames": codes.shape[1],
                          "first_changed": span.first, "last_changed": span.last,
-                         "n_changed_tokens": int(changed.sum()), "error": None})
+                         "n_changed_tokens": int(changed.sum()), "error": None,
+                         "warning": "; ".join(w for w in (clip_note, perturbation_warning(p, wav, model.sample_rate))
+                                              if w) or None})
             token_frames.append(_token_rows(clip, label, nll, clean_nll, changed))
             bar.update(1)
     bar.close()
     tokens = pd.concat(token_frames, ignore_index=True) if token_frames else _token_rows("", "", torch.zeros(0, 0), torch.zeros(0, 0), None)
     summary = pd.DataFrame(rows)
-    for col in ("error", "perturbation", "seed", "first_changed", "last_changed"):
+    for col in ("error", "warning", "perturbation", "seed", "loss", "delta_loss", "n_frames", "first_changed",
+                "last_changed", "n_changed_tokens"):
         if col not in summary:
             summary[col] = None
     return ScoreTables(tokens=tokens, summary=summary)

@@ -69,7 +69,8 @@ __all__ = [
     "paired_by_length",
     "pure_noise",
     "region_table",
-    "resynthesis_snr",
+    "resynthesis_quality",
+    "resynthesis_quality_table",
     "run",
     "run_study",
     "shuffle_conditions",
@@ -87,16 +88,19 @@ class Protocol:
         name: ``"corrected"`` or ``"paper"``.
         alignment: the models' scoring layout (``"delay"`` or ``"paper"``).
         regions: the default region detector (``"anchored"`` on the token mask, or the authors' ``"paper"`` one).
+        seeding: how a clip's noise seed is derived (:func:`cae.score.seed_offset`): from its content, or the
+            authors' seed + position in the file list.
     """
 
     name: str
     alignment: str
     regions: str
+    seeding: str
 
 
 PROTOCOLS: dict[str, Protocol] = {
-    "corrected": Protocol("corrected", "delay", "anchored"),
-    "paper": Protocol("paper", "paper", "paper"),
+    "corrected": Protocol("corrected", "delay", "anchored", "content"),
+    "paper": Protocol("paper", "paper", "paper", "index"),
 }
 
 
@@ -177,7 +181,8 @@ def noise_conditions(kind: str, lengths: Sequence[int], *, colour: str = "white"
         onset: first noisy frame.
         crossfade_ms: raised-cosine ramps at both ends (0: the paper's hard cut).
         mode: ``"replace"`` (paper) or ``"add"``.
-        seed: base seed; the sweep adds the clip index (the paper: 42 + file index).
+        seed: base seed; the sweep adds a per-clip offset (:func:`cae.score.seed_offset`: from the clip's content,
+            or its index under the paper protocol, the authors' 42 + file index).
 
     >>> [p.label for p in noise_conditions("ood", [5, 100])]
     ['noise-white-replace-dbfs-30@250+5f', 'noise-white-replace-dbfs-30@250+100f']
@@ -197,7 +202,7 @@ def noise_conditions(kind: str, lengths: Sequence[int], *, colour: str = "white"
                   crossfade_ms=float(crossfade_ms), seed=int(seed), legacy_rng=legacy) for n in lengths]
 
 
-#: Length of the pure-noise condition: 14 s, like the authors' pure-noise files (spec §3.2).
+#: Length of the pure-noise condition: 14 s, like the authors' pure-noise files (Protocol page: Noise injection).
 PURE_NOISE_FRAMES = 700
 
 
@@ -211,7 +216,7 @@ def pure_noise(kind: str, n_frames: int = PURE_NOISE_FRAMES, **kwargs: Any) -> N
 
 def shuffle_conditions(variant: str, lengths: Sequence[int], *, onset: int = PAPER_ONSET_FRAME,
                        seed: int = 0) -> list[Perturbation]:
-    """Order perturbations of the three kinds in the authors' code (spec §3.3).
+    """Order perturbations of the three kinds in the authors' code (Protocol page: Order shuffling).
 
     Args:
         variant: ``"pair_swaps"`` (random adjacent-pair swaps, 20 % budget, frames [0, 700)), ``"segment_swap"``
@@ -220,7 +225,7 @@ def shuffle_conditions(variant: str, lengths: Sequence[int], *, onset: int = PAP
             swap from 100).
         lengths: segment lengths in frames.
         onset: for ``block_swap``.
-        seed: base seed (the sweep adds the clip index).
+        seed: base seed (the sweep adds a per-clip offset, :func:`cae.score.seed_offset`).
     """
     lo, hi = PAPER_SHUFFLE_RANGE_FRAMES
     out: list[Perturbation] = []
@@ -304,7 +309,8 @@ class StudyResults:
 def run_study(models: Sequence[MusicLM], clips: Mapping[str, Sequence[str | Path]],
               conditions: Callable[[str], Sequence[Perturbation]] | Mapping[str, Sequence[Perturbation]], *,
               protocol_name: str = "corrected", cache_dir: str | Path | None = None, codes: bool = False,
-              progress: bool = True, executor: Any = None, params: Mapping[str, Any] | None = None) -> StudyResults:
+              progress: bool = True, executor: Any = None, params: Mapping[str, Any] | None = None,
+              seeding: str | None = None) -> StudyResults:
     """Score every model on every kind's clips, clean and under that kind's conditions (cached sweep).
 
     Args:
@@ -317,6 +323,7 @@ def run_study(models: Sequence[MusicLM], clips: Mapping[str, Sequence[str | Path
         progress: progress bars.
         executor: passed to :func:`cae.sweep.run_sweep` (e.g. a Dask client).
         params: recorded as :attr:`StudyResults.params`.
+        seeding: per-clip seed offsets (:func:`cae.score.seed_offset`); default: the protocol's.
     """
     from cae.sweep import run_sweep
 
@@ -325,7 +332,7 @@ def run_study(models: Sequence[MusicLM], clips: Mapping[str, Sequence[str | Path
         for kind, paths in clips.items():
             perts = list(conditions(kind) if callable(conditions) else conditions[kind])
             tables = run_sweep(list(paths), perts, model, cache_dir=cache_dir, progress=progress, codes=codes,
-                               executor=executor)
+                               executor=executor, seeding=seeding or protocol(protocol_name).seeding)
             s = tables.summary.copy()
             s.insert(0, "kind", kind)
             s.insert(1, "protocol", protocol_name)
@@ -565,6 +572,40 @@ def noise_token_stats(results: StudyResults, *, onset: int = PAPER_ONSET_FRAME) 
     return pd.DataFrame(rows)
 
 
+def codec_noise_response(model: MusicLM, clips: Mapping[str, Sequence[str | Path]], *,
+                         dbfs_levels: Sequence[float] = (-40.0, -30.0, -20.0, -10.0, 0.0),
+                         snr_levels: Sequence[float] = (20.0, 10.0, 0.0, -10.0, -20.0),
+                         length: int = 90, onset: int = PAPER_ONSET_FRAME, seed: int = 0) -> pd.DataFrame:
+    """What a codec does to white noise, without the LM: per clip and noise level, the mean over codebooks of the
+    distinct tokens inside ``[onset, onset + length)`` and the share of those frames repeating the previous frame's
+    token, for noise replacing the music at absolute levels (``level_mode="dbfs"``) and at SNRs relative to each clip
+    (``"snr"``); ``level_mode="clean"`` rows give the same statistics for the music itself.
+
+    Returns:
+        Rows ``model_id, kind, clip, level_mode, level_db, unique_tokens, repeat_rate``.
+    """
+    from cae.audio import load
+
+    rows = []
+    settings = [("clean", float("nan"))] + [("dbfs", float(v)) for v in dbfs_levels] + \
+               [("snr", float(v)) for v in snr_levels]
+    for kind, paths in clips.items():
+        for path in paths:
+            wave = load(path, sample_rate=model.sample_rate)
+            for mode, level in settings:
+                if mode == "clean":
+                    x = wave
+                else:
+                    p = Noise(span=Span(onset, length, "frames", frame_rate=model.frame_rate), level_db=level,
+                              reference="dbfs" if mode == "dbfs" else "snr-rms", seed=seed)
+                    x = p.apply(wave, model.sample_rate)
+                codes = np.asarray(model.encode(x, model.sample_rate))
+                unique, repeat = noise_diversity(codes, onset, onset + length)
+                rows.append({"model_id": model.model_id, "kind": kind, "clip": str(path), "level_mode": mode,
+                             "level_db": level, "unique_tokens": unique, "repeat_rate": repeat})
+    return pd.DataFrame(rows)
+
+
 # ---- one call per notebook -----------------------------------------------------------------------------------
 #: Seed of the ``generated`` dataset kind (fixed, so changing the perturbation seed does not resample music).
 GENERATION_SEED = 0
@@ -573,7 +614,8 @@ GENERATION_SEED = 0
 def run(models: Sequence[MusicLM], datasets: Mapping[str, str],
         conditions: Callable[[str], Sequence[Perturbation]], *, n_clips: int | None = None,
         protocol_name: str = "corrected", cache_dir: str | Path | None = None, codes: bool = False,
-        progress: bool = True, executor: Any = None, params: Mapping[str, Any] | None = None) -> StudyResults:
+        progress: bool = True, executor: Any = None, params: Mapping[str, Any] | None = None,
+        seeding: str | None = None) -> StudyResults:
     """:func:`run_study` from dataset specs (:mod:`cae.datasets`), resolved per model (``generated`` is sampled
     by each model under study), concatenated over models."""
     from cae.datasets import resolve_datasets
@@ -582,40 +624,54 @@ def run(models: Sequence[MusicLM], datasets: Mapping[str, str],
     for model in models:
         clips = resolve_datasets(datasets, n_clips=n_clips, model=model, seed=GENERATION_SEED, progress=progress)
         parts.append(run_study([model], clips, conditions, protocol_name=protocol_name, cache_dir=cache_dir,
-                               codes=codes, progress=progress, executor=executor, params=params))
+                               codes=codes, progress=progress, executor=executor, params=params, seeding=seeding))
     return StudyResults(pd.concat([p.summary for p in parts], ignore_index=True),
                         pd.concat([p.tokens for p in parts], ignore_index=True), dict(params or {}))
 
 
-def resynthesis_snr(model: MusicLM, clips: Mapping[str, Sequence[str | Path]], *, n_fft: int = 2048,
-                    hop: int = 512) -> pd.DataFrame:
-    """How faithfully the codec round-trips each clean clip: ``decode(encode(x))`` against ``x``.
+def resynthesis_quality_table(models: Sequence[MusicLM], clips: Mapping[str, Mapping[str, Sequence[str | Path]]]
+                              ) -> pd.DataFrame:
+    """:func:`resynthesis_quality` of each model on ``clips[model.model_id]`` (``{kind: paths}``), averaged over
+    clips per model and kind, in the book's column order."""
+    cols = ["logmel_l1", "si_snr_db", "snr_db", "perplexity", "codes_used", "encode_s", "score_s", "decode_s"]
+    table = pd.concat([resynthesis_quality(m, clips[m.model_id]) for m in models], ignore_index=True)
+    out = table.groupby(["model_id", "kind"])[cols].mean().round(3)
+    out.insert(0, "clips", table.groupby(["model_id", "kind"]).size())
+    return out
 
-    Columns: ``kind, clip, waveform_snr_db`` (10·log10 of signal over error energy; meaningful only for a codec
-    that keeps phase, like EnCodec; the reference tokenizer's Griffin-Lim decoder does not) and
-    ``spectral_snr_db`` (the same on STFT magnitudes, phase-blind). Models that cannot decode give NaN.
+
+def resynthesis_quality(model: MusicLM, clips: Mapping[str, Sequence[str | Path]]) -> pd.DataFrame:
+    """How faithfully the codec round-trips each clean clip, ``decode(encode(x))`` against ``x``, and what it costs.
+
+    Columns: ``model_id, kind, clip``, :func:`cae.reference.codec.codec_quality`'s ``snr_db`` (waveform SNR;
+    meaningful only for a codec that keeps phase, like EnCodec, not for a Griffin-Lim decoder), ``si_snr_db`` and
+    ``logmel_l1`` (phase-blind), the per-codebook code ``perplexity`` and ``codes_used`` (share of the entries that
+    occur in the clip; means over codebooks), and ``encode_s`` /
+    ``score_s`` / ``decode_s`` (wall-clock seconds for this clip). Models that cannot decode give NaN qualities.
     """
-    from scipy.signal import stft
+    import time
 
     from cae.audio import load
     from cae.errors import ModelError
-
-    def snr(ref: np.ndarray, est: np.ndarray) -> float:
-        err = float(np.sum((ref - est) ** 2))
-        return 10 * np.log10(float(np.sum(ref**2)) / err) if err > 0 else float("inf")
+    from cae.reference.codec import codec_quality, perplexity
 
     rows = []
     for kind, paths in clips.items():
         for path in paths:
             x = load(path, sample_rate=model.sample_rate)
+            t0 = time.perf_counter()
+            codes = model.encode(x, model.sample_rate)
+            t1 = time.perf_counter()
+            model.token_nll(codes)
+            t2 = time.perf_counter()
+            row = {"model_id": model.model_id, "kind": kind, "clip": str(path), "encode_s": t1 - t0,
+                   "score_s": t2 - t1, "perplexity": float(np.mean(perplexity(codes.numpy(), model.card))),
+                   "codes_used": float(np.mean([len(np.unique(c)) for c in codes.numpy()])) / model.card}
             try:
-                y = model.decode(model.encode(x, model.sample_rate))
+                y = model.decode(codes)
+                row["decode_s"] = time.perf_counter() - t2
+                row.update(codec_quality(x, y, model.sample_rate))
             except ModelError:
-                rows.append({"kind": kind, "clip": str(path), "waveform_snr_db": np.nan, "spectral_snr_db": np.nan})
-                continue
-            n = min(len(x), len(y))
-            sx = np.abs(stft(x[:n], nperseg=n_fft, noverlap=n_fft - hop)[2])
-            sy = np.abs(stft(y[:n], nperseg=n_fft, noverlap=n_fft - hop)[2])
-            rows.append({"kind": kind, "clip": str(path), "waveform_snr_db": snr(x[:n], y[:n]),
-                         "spectral_snr_db": snr(sx, sy)})
+                row.update({"decode_s": np.nan, "snr_db": np.nan, "si_snr_db": np.nan, "logmel_l1": np.nan})
+            rows.append(row)
     return pd.DataFrame(rows)

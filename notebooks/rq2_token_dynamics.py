@@ -16,7 +16,7 @@
 # The paper's §4.1 describes three stages in Δℓ_t (perturbed minus clean per-token loss): a **Peak** at the
 # onset, an **Assimilation** inside the noise where the loss falls below the clean loss, and a **Recovery**
 # after it where the loss oscillates around the clean loss. Its Fig. 3 illustrates this with a composite drawing,
-# not data (spec §6.3).
+# not data (Protocol page: Published numbers).
 #
 # Here the curves come from data: Δℓ_t aligned at the onset (frame 0 = first noisy frame), mean over clips with a
 # bootstrap 95 % band (clips resampled), per noise length and dataset kind, per codebook; then the absolute
@@ -47,7 +47,7 @@ from IPython.display import Markdown, display
 
 from cae import plotting, study
 from cae.audio import load
-from cae.score import for_clip
+from cae.score import for_clip, seed_offset
 
 plotting.enable()
 model_list = study.load_models(models, protocol_name=protocol, device=device, plugins=plugins)
@@ -90,7 +90,7 @@ t.pivot_table(index=["model_id", "kind", "length"], columns="window", values="me
 # %% [markdown]
 # ## Per codebook (L = `example_length`)
 #
-# The paper averages the 4 codebooks; spec §7 item 5 asks for per-codebook curves because coarse (k = 0) and fine
+# The paper averages the 4 codebooks; we also show per-codebook curves (Protocol page: What cae corrects) because coarse (k = 0) and fine
 # (k = 3) codebooks react differently.
 
 # %%
@@ -126,7 +126,8 @@ ex = results.summary[(results.summary["kind"] == example_kind) & (results.summar
 clip = ex["clip"].iloc[0]
 index = int(ex["clip_index"].iloc[0])
 wave = load(clip, sample_rate=m.sample_rate)
-p = for_clip(study.noise_conditions(example_kind, [example_length], onset=onset, **noise_kw)[0], index)
+offset = seed_offset(study.protocol(protocol).seeding, index, ex["clip_sha256"].iloc[0])
+p = for_clip(study.noise_conditions(example_kind, [example_length], onset=onset, **noise_kw)[0], offset)
 display(Markdown(f"**Clean** — `{clip.split('/')[-1]}`"))
 display(plotting.audio(wave, m.sample_rate))
 display(Markdown(f"**With noise** — `{p.label}` (seed {p.seed})"))

@@ -14,7 +14,7 @@
 # # RQ3 — Are Peak, Assimilation and Recovery consistent, and detectable automatically?
 #
 # The paper's §4.2 detects the three regions automatically and reports, per model, the mean Δℓ_t in each (Fig. 4:
-# Peak > 0, Assimilation < 0, Recovery ≈ 0). Its detector (spec §5.3) uses fixed constants: the Peak starts at
+# Peak > 0, Assimilation < 0, Recovery ≈ 0). Its detector (Protocol page: Regions) uses fixed constants: the Peak starts at
 # frame 246, the Assimilation ends 4 frames after the noise, and an empty region scores **0**.
 #
 # We compute both:

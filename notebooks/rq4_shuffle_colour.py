@@ -16,7 +16,7 @@
 # **Shuffling** rearranges the music without adding anything. The paper's §5.1 (Fig. 5, MusicGen-Medium on its
 # TrainingSet) reports a sharp loss increase for short shuffles (1–10 frames) and a loss close to the original
 # for long ones — short-range sensitivity, long-range insensitivity. The authors' code has three variants
-# (spec §3.3), all run here:
+# (Protocol page: Order shuffling), all run here:
 #
 # - `pair_swaps` — random adjacent-block pair swaps within [0, 14 s), 20 % of the range moved (Fig. 5, L < 100;
 #   the authors' overlapping-pairs bug fixed);
@@ -24,7 +24,7 @@
 # - `block_swap` — the blocks [onset, onset+L) and [onset+L, onset+2L) swapped (the authors' CSV).
 #
 # **Colours**: the demo page claims the effect holds for pink, blue and brown noise. The authors' colours are
-# Butterworth filter shapes (`butter-*`), not 1/f^α spectra (spec §3.2); we run both theirs and exact power-law
+# Butterworth filter shapes (`butter-*`), not 1/f^α spectra (Protocol page: Noise injection); we run both theirs and exact power-law
 # colours (`pink` 1/f, `brown` 1/f², `blue` f).
 
 # %% tags=["parameters"]

@@ -99,3 +99,71 @@ def test_generate_writes_a_seeded_set(tmp_path):
     rc = main(["generate", "--model", "tiny", "--out", str(tmp_path / "again"), "--top-k", "5", "20", "--per-k", "2",
                "--seconds", "0.5", "--no-progress"])
     assert np.array_equal(codes, np.load(tmp_path / "again" / manifest.path[0].replace(".wav", ".npy")))
+
+
+# ---- the command line as documented, and one-line errors (no traceback, no work lost) ------------------------------
+def test_compact_perturbation_syntax_as_in_the_readme(clips):
+    out = clips / "r.parquet"
+    rc = main(["score", str(clips / "a.wav"), "--model", "tiny", "--perturb", "noise:white:-30dbfs@250+50f",
+               "--perturb", "noise:pink:0snr@1s+0.5s:add:xf=5ms:seed=3", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    s = pd.read_parquet(clips / "r.summary.parquet")
+    assert list(s.condition) == ["clean", "noise-white-replace-dbfs-30@250+50f", "noise-pink-add-snr-rms+0-xf5ms@1s+0.5s"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_the_suffix_picks_the_format(clips, suffix):
+    out = clips / f"r{suffix}"
+    rc = main(["score", str(clips / "a.wav"), "--model", "tiny", "--perturb", "silence@100+10f",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+    tokens, summary = read(out), read(clips / f"r.summary{suffix}")
+    assert len(tokens) == 2 * 4 * 300 and list(summary.condition) == ["clean", "silence@100+10f"]
+    if suffix == ".csv":
+        assert out.read_bytes()[:4] != b"PAR1" and out.read_text().startswith("clip,")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--out", "r.txt"], "must end in .parquet or .csv"),
+    (["--out", "r"], "must end in .parquet or .csv"),
+    (["--out", "{file}/under/r.parquet"], "cannot write"),
+    (["--perturb", "[1,2]"], "expected a perturbation object"),
+    (["--perturb", "noise:white:-30dbs@250+100f"], "level '-30dbs'"),
+    (["--perturb", '{"kind": "nosuch"}'], "--perturb"),
+    (["--device", "cuda"], "no CUDA GPU"),
+])
+def test_bad_values_are_one_line_before_any_work(clips, capsys, argv, message):
+    argv = [a.replace("{file}", str(clips / "a.wav")) for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(clips / "never.parquet")]
+    if "cuda" in argv:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present")
+    rc = main(["score", str(clips / "a.wav"), "--model", "tiny", *argv, "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) <= 3
+    assert not (clips / "never.parquet").exists() and not (clips / "r.txt").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--seconds", "-1"], "--seconds must be positive"),
+    (["--per-k", "0"], "--per-k must be at least 1"),
+])
+def test_generate_refuses_values_that_make_nothing(tmp_path, capsys, argv, message):
+    rc = main(["generate", "--model", "tiny", "--out", str(tmp_path / "g"), *argv, "--no-progress"])
+    assert rc == 2 and message in capsys.readouterr().err and not (tmp_path / "g" / "manifest.csv").exists()
+
+
+def test_profile_checks_its_feature_and_inputs_first(clips, tmp_path, capsys):
+    rc = main(["profile", str(clips / "a.wav"), "--model", "tiny", "--feature", "nosuch",
+               "--out", str(tmp_path / "p.parquet"), "--no-progress"])
+    assert rc == 2 and "not a profile feature" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc = main(["profile", str(clips / "a.wav"), str(empty), "--model", "tiny", "--out", str(tmp_path / "p.csv"),
+               "--no-progress"])
+    assert rc == 2 and f"folder {empty} holds no audio file" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists()

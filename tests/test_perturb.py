@@ -302,7 +302,7 @@ def test_every_colour_is_deterministic(colour: str) -> None:
 
 
 def test_legacy_rng_reproduces_the_authors_recipe() -> None:
-    # spec §3.2/§6.4: np.random.seed(42 + i); n = randn(L*640); n / std(n) * 10^(dB/20); audio[160000:...] = n
+    # Protocol page: Noise injection, Published numbers: np.random.seed(42 + i); n = randn(L*640); n / std(n) * 10^(dB/20); audio[160000:...] = n
     x = music(15.0)
     y = paper_noise(100, "ood", file_index=75).apply(x, SR)
     legacy = np.random.RandomState(117).standard_normal(64000)

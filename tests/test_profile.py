@@ -295,35 +295,36 @@ def test_cli_profile_scores_a_folder_and_records_bad_files(tmp_path, capsys):
 # The reference checkpoints
 
 
-def test_checkpoints_are_registered_upcast_and_small():
+@pytest.mark.parametrize("family,stored_steps", [("reference", (100, 250, 500, 1000)),
+                                                  ("reference-mel", (100, 250, 500))])
+def test_checkpoints_are_registered_upcast_and_small(family, stored_steps):
     from safetensors.torch import load_file
 
-    from cae.reference.checkpoints import (
-        CHECKPOINTS_DIR,
-        available_checkpoints,
-        read_checkpoints,
-    )
+    from cae.reference.checkpoints import available_checkpoints, checkpoints_dir, read_checkpoints
 
-    assert available_checkpoints() == (100, 250, 500, 1000)
+    meta = read_checkpoints(family=family)
+    final = int(meta["final_step"])
+    assert available_checkpoints(family) == (*stored_steps, final) and final >= max(stored_steps)
     names = set(cae.models.registered_models())
-    assert {"reference@step100", "reference@step250", "reference@step500", "reference@step1000",
-            "reference@untrained"} <= names
-    stored = sum(p.stat().st_size for p in CHECKPOINTS_DIR.iterdir())
-    assert stored < 25e6
-    meta = read_checkpoints()
-    m = cae.load_model("reference@step250", device="cpu")
-    assert m.model_id == "reference@step250" and m.revision == meta["steps"]["250"]["sha256"][:12]
-    half = load_file(str(CHECKPOINTS_DIR / meta["steps"]["250"]["file"]))
+    assert {f"{family}@step{s}" for s in (*stored_steps, final)} | {f"{family}@untrained"} <= names
+    folder = checkpoints_dir(family)
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 35e6
+    losses = [meta["steps"][str(s)]["heldout_loss"] for s in (*stored_steps, final)]
+    assert losses == sorted(losses, reverse=True)  # training lowered the held-out loss at every checkpoint
+    step = stored_steps[1]
+    m = cae.load_model(f"{family}@step{step}", device="cpu")
+    assert m.model_id == f"{family}@step{step}" and m.revision == meta["steps"][str(step)]["sha256"][:12]
+    half = load_file(str(folder / meta["steps"][str(step)]["file"]))
     assert all(v.dtype == torch.float16 for v in half.values())
     state = m.decoder.state_dict()
     assert all(p.dtype == torch.float32 for p in m.decoder.parameters())
     for k, v in half.items():
         assert torch.equal(state[k], v.float()), k
-    # step 1000 is the shipped decoder itself
-    final, shipped = cae.load_model("reference@step1000", device="cpu"), cae.load_model("reference", device="cpu")
-    assert final.model_id == "reference@step1000" and final.revision == shipped.revision
-    stored = load_file(str(CHECKPOINTS_DIR.parent / "decoder.safetensors"))
-    a, b = final.decoder.state_dict(), shipped.decoder.state_dict()
+    # the final step is the shipped decoder itself
+    last, shipped = cae.load_model(f"{family}@step{final}", device="cpu"), cae.load_model(family, device="cpu")
+    assert last.model_id == f"{family}@step{final}" and last.revision == shipped.revision
+    stored = load_file(str(folder.parent / "decoder.safetensors"))
+    a, b = last.decoder.state_dict(), shipped.decoder.state_dict()
     assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], v) for k, v in stored.items())
 
 
@@ -342,14 +343,16 @@ def test_untrained_decoder_is_seeded_and_leaves_the_global_rng_alone():
     assert a.revision == "init-seed0" and c.revision == "init-seed1"
     with pytest.raises(ModelError, match="no reference checkpoint"):
         load_checkpoint(123)
+    mel = load_checkpoint("untrained", family="reference-mel", device="cpu")
+    assert mel.model_id == "reference-mel@untrained" and mel.card == 256 and a.card == 512
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "missing"])
 def test_damaged_checkpoint_is_a_clear_error(tmp_path, damage):
-    from cae.reference.checkpoints import CHECKPOINTS_DIR, load_checkpoint
+    from cae.reference.checkpoints import checkpoints_dir, load_checkpoint
 
     copy = tmp_path / "checkpoints"
-    shutil.copytree(CHECKPOINTS_DIR, copy)
+    shutil.copytree(checkpoints_dir(), copy)
     target = copy / "step00100.safetensors"
     if damage == "corrupt":
         data = bytearray(target.read_bytes())

@@ -11,51 +11,73 @@ import torch
 
 import cae
 from cae.errors import ModelError
-from cae.reference.model import DECODER_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_DIR, load_reference, read_meta
+from cae.reference.model import DECODER_FILE, FAMILIES, META_FILE, TOKENIZER_FILE, load_reference, read_meta
 
-shipped = pytest.mark.skipif(not (WEIGHTS_DIR / META_FILE).is_file(), reason="reference weights not built")
+BUILT = [f for f, d in FAMILIES.items() if (d / META_FILE).is_file()]
+BACKEND = {"reference": "transformers", "reference-mel": "cae-reference-mel"}
 
 
-@shipped
-def test_reference_loads_offline_and_scores(monkeypatch):
+def test_both_reference_models_ship():
+    assert BUILT == ["reference", "reference-mel"]
+
+
+@pytest.mark.parametrize("family", BUILT)
+def test_reference_loads_offline_and_scores(monkeypatch, family):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model = cae.load_model("reference", device="cpu")
+    model = cae.load_model(family, device="cpu")
     assert model.sample_rate == 32000 and model.frame_rate == 50.0 and model.num_codebooks == 4
     t = np.arange(32000 * 3) / 32000
     wav = (0.2 * np.sin(2 * np.pi * 261.6 * t) + 0.1 * np.sin(2 * np.pi * 392 * t)).astype(np.float32)
     codes = model.encode(wav, 32000)
     nll = model.token_nll(codes)
     assert codes.shape == (4, 150) and nll.shape == (4, 150) and torch.isfinite(nll).all()
-    meta = read_meta()
-    assert model.revision == meta["sha256"][DECODER_FILE][:12]
-    assert model.info().as_dict()["backend"] == "cae-reference"
+    meta = read_meta(FAMILIES[family])
+    assert model.model_id == family and model.revision == meta["sha256"][DECODER_FILE][:12]
+    assert model.info().as_dict()["backend"] == BACKEND[family]
+    assert torch.equal(model.encode(wav, 32000), codes)  # deterministic
 
 
-@shipped
-def test_reference_learned_more_than_token_frequencies():
-    """Recorded at training time on the corpus' held-out clips: far below the unigram and uniform baselines."""
-    meta = read_meta()
-    for kind in ("trainset", "heldout"):
-        assert meta["loss_per_kind"][kind] < meta["unigram_per_kind"][kind] - 1.0
-    assert meta["loss_per_kind"]["heldout"] < meta["uniform_nll"] - 1.5
+def test_default_reference_is_musicgen_code_path():
+    """The default goes through exactly the adapter and codec class the paper's checkpoints use."""
+    from transformers import EncodecModel
 
+    from cae.models.hf import HFMusicGen
+    from cae.sweep.encoder import supports_incremental_encoding
 
-@shipped
-def test_reference_generates_and_decodes():
     model = cae.load_model("reference", device="cpu")
+    assert type(model) is HFMusicGen and isinstance(model.audio_encoder, EncodecModel)
+    assert supports_incremental_encoding(model)
+
+
+@pytest.mark.parametrize("family", BUILT)
+def test_reference_learned_more_than_token_frequencies(family):
+    """Recorded at training time on the corpus' held-out clips: far below the unigram and uniform baselines."""
+    meta = read_meta(FAMILIES[family])
+    for kind in ("trainset", "heldout"):
+        assert meta["loss_per_kind"][kind] < meta["unigram_per_kind"][kind] - 0.5
+    assert meta["loss_per_kind"]["heldout"] < meta["uniform_nll"] - 1.0
+
+
+@pytest.mark.parametrize("family", BUILT)
+def test_reference_generates_and_decodes(family):
+    model = cae.load_model(family, device="cpu")
     codes = model.generate(0.5, top_k=50, seed=1)
     assert codes.shape == (4, 25) and torch.equal(codes, model.generate(0.5, top_k=50, seed=1))
     wav = model.decode(codes)
     assert wav.shape == (25 * 640,) and np.isfinite(wav).all()
 
 
-@shipped
-@pytest.mark.parametrize("damage", ["corrupt-decoder", "corrupt-tokenizer", "missing-decoder", "missing-meta"])
-def test_damaged_weights_are_a_clear_error(tmp_path, damage):
+@pytest.mark.parametrize("family,damage", [
+    ("reference", "corrupt-decoder"), ("reference", "corrupt-codec"), ("reference", "missing-decoder"),
+    ("reference", "missing-meta"), ("reference-mel", "corrupt-tokenizer"), ("reference-mel", "missing-decoder"),
+])
+def test_damaged_weights_are_a_clear_error(tmp_path, family, damage):
+    if family not in BUILT:
+        pytest.skip(f"{family} not built")
     copy = tmp_path / "weights"
-    shutil.copytree(WEIGHTS_DIR, copy)
+    shutil.copytree(FAMILIES[family], copy)
     name = {"corrupt-decoder": DECODER_FILE, "corrupt-tokenizer": TOKENIZER_FILE, "missing-decoder": DECODER_FILE,
-            "missing-meta": META_FILE}[damage]
+            "missing-meta": META_FILE, "corrupt-codec": "codec/model.safetensors"}[damage]
     if damage.startswith("corrupt"):
         data = bytearray((copy / name).read_bytes())
         data[len(data) // 2] ^= 0xFF
@@ -93,7 +115,58 @@ def test_training_steps_lower_the_loss():
     before = mean_nll(decoder, held, special=16)
     seen = []
     curve = fit_decoder(decoder, pieces, cfg, evaluate=lambda: mean_nll(decoder, held, 16),
-                        on_checkpoint=seen.append, progress=False)
+                        on_checkpoint=lambda step, loss: seen.append((step, loss)), progress=False)
     after = mean_nll(decoder, held, special=16)
-    assert [c["step"] for c in curve] == [30, 60] and seen == [30]
+    assert [c["step"] for c in curve] == [30, 60] and [s for s, _ in seen] == [30]
+    assert seen[0][1] == pytest.approx(curve[0]["heldout_loss"])
     assert before > np.log(16) - 0.3 and after < before - 1.0
+
+
+def test_decoder_training_resumes_bit_identically(tmp_path):
+    """A run killed between two resume points and started again ends with the same weights as an uninterrupted
+    one (dropout on, so torch's generator state matters too)."""
+    from cae.reference.model import decoder_from_config
+    from cae.reference.train import TrainConfig, fit_decoder
+
+    rng = np.random.default_rng(1)
+    pieces = [rng.integers(0, 16, (4, 120)) for _ in range(3)]
+    cfg = TrainConfig(steps=20, batch_size=2, window_frames=32, warmup_steps=3, hidden_size=16, num_layers=1,
+                      num_heads=2, ffn_dim=32, dropout=0.2, codebook_size=16, eval_every=10, checkpoint_steps=(),
+                      resume_every=5)
+
+    def fresh():
+        torch.manual_seed(0)
+        return decoder_from_config(cfg.decoder_config())
+
+    straight = fresh()
+    fit_decoder(straight, pieces, cfg, resume=tmp_path / "a.pt", progress=False)
+    calls = {"n": 0}
+
+    def die():
+        calls["n"] += 1
+        raise KeyboardInterrupt
+
+    killed = fresh()
+    with pytest.raises(KeyboardInterrupt):  # dies in the evaluation at step 10, after the resume point at 5
+        fit_decoder(killed, pieces, cfg, evaluate=die, resume=tmp_path / "b.pt", progress=False)
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["step"] == 5
+    resumed = fresh()
+    torch.manual_seed(99)
+    fit_decoder(resumed, pieces, cfg, resume=tmp_path / "b.pt", progress=False)
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("family", BUILT)
+@torch.inference_mode()
+def test_shipped_decoder_matches_the_brute_force_oracle(family):
+    """The shipped decoders score held-out-like audio exactly as one forward per step on the explicit prefix."""
+    from test_scoring import TOL, _hf_forward, brute_force_nll
+
+    model = cae.load_model(family, device="cpu")
+    t = np.arange(32000) / 32000
+    wav = (0.2 * np.sin(2 * np.pi * 261.6 * t) * (1 + 0.3 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+    codes = model.encode(wav, 32000)[:, :30]
+    nll = model.token_nll(codes)
+    ref = brute_force_nll(_hf_forward(model.decoder), codes, special=model.special)
+    assert not torch.isnan(ref).any() and (nll - ref.float()).abs().max().item() < TOL

@@ -121,7 +121,7 @@ def test_paper_alignment_reproduces_authors_and_differs_from_delay(hf_full, code
     c = codes[1]
     paper = HFMusicGen.from_model(hf_full, device="cpu", alignment="paper").token_nll(c)
     delay = HFMusicGen.from_model(hf_full, device="cpu").token_nll(c)
-    # the authors' recipe (spec §4.2): decoder on codes[..., :-1], no BOS, CE per codebook against codes[..., 1:]
+    # the authors' recipe (Protocol page: Scoring): decoder on codes[..., :-1], no BOS, CE per codebook against codes[..., 1:]
     logits = hf_full.decoder(input_ids=c[:, :-1]).logits  # [K, F-1, V]
     authors = F.cross_entropy(logits.transpose(1, 2), c[:, 1:], reduction="none")  # [K, F-1]
     assert torch.isnan(paper[:, 0]).all() and not torch.isnan(paper[:, 1:]).any()

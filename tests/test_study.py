@@ -15,7 +15,8 @@ from cae import paper, study
 from cae.analysis import anchored_regions
 from cae.audio import load
 from cae.perturb import BlockSwap, RandomPairSwaps, SegmentSwap
-from cae.score import for_clip
+from cae.provenance import file_sha256
+from cae.score import for_clip, seed_offset
 
 LENGTHS = [5, 50]
 
@@ -54,7 +55,8 @@ def independent(model, path, p, index):
     """Clip loss and per-token NLL of a clip and its perturbed copy, scored directly (no sweep, no cache)."""
     wav = load(path, sample_rate=model.sample_rate)
     clean_codes = model.encode(wav, model.sample_rate)
-    pert_codes = model.encode(for_clip(p, index).apply(wav, model.sample_rate), model.sample_rate)
+    offset = seed_offset("content", index, file_sha256(path))  # the corrected protocol's per-clip seed
+    pert_codes = model.encode(for_clip(p, offset).apply(wav, model.sample_rate), model.sample_rate)
     return (model.token_nll(clean_codes).numpy(), model.token_nll(pert_codes).numpy(),
             clean_codes.numpy(), pert_codes.numpy())
 

@@ -139,7 +139,8 @@ def write_clips(folder: Path) -> list[str]:
 def clips(tmp_path_factory: pytest.TempPathFactory, model: HFMusicGen) -> list[str]:
     paths = write_clips(tmp_path_factory.mktemp("clips"))
     from cae.audio import load
-    from cae.score import for_clip
+    from cae.provenance import file_sha256
+    from cae.score import for_clip, seed_offset
 
     for i, path in enumerate(paths):  # every quantiser decision the tests make is far from a tie
         if "corrupt" in path:
@@ -148,7 +149,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory, model: HFMusicGen) -> list[s
         waves = [wav]
         for p in PERTURBATIONS:
             try:
-                waves.append(for_clip(p, i).apply(wav, SR))
+                waves.append(for_clip(p, seed_offset("content", i, file_sha256(path))).apply(wav, SR))
             except ValueError:
                 pass
         assert min(min_margin(model, w) for w in waves) > 1e-4
@@ -168,8 +169,8 @@ def swept(clips: list[str], model: HFMusicGen, tmp_path_factory: pytest.TempPath
 
 
 # ---- LM prefix reuse -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("alignment", ["delay", "paper"])
-def test_prefix_reuse_equals_full_scoring(model: HFMusicGen, alignment: str) -> None:
+@pytest.mark.parametrize("alignment,chunk", [("delay", 512), ("paper", 512), ("delay", 7), ("paper", 3)])
+def test_prefix_reuse_equals_full_scoring(model: HFMusicGen, alignment: str, chunk: int) -> None:
     lm = HFMusicGen.from_model(model.full_model, device="cpu", alignment=alignment)
     g = torch.Generator().manual_seed(7)
     clean = torch.randint(0, lm.card, (4, 40), generator=g)
@@ -181,7 +182,7 @@ def test_prefix_reuse_equals_full_scoring(model: HFMusicGen, alignment: str) -> 
     tail = clean.clone()
     tail[:, 12:] = torch.randint(0, lm.card, (4, 28), generator=g)
     variants += [tail, clean.clone(), clean[:, :30].clone(), torch.cat([clean, clean[:, :6]], 1), clean[:, :2].clone()]
-    scorer = PrefixScorer(lm, clean)
+    scorer = PrefixScorer(lm, clean, chunk=chunk)
     assert (scorer.clean_nll - lm.token_nll(clean)).abs().nan_to_num().max() < TOL
     for batch_size in (1, 4):
         for v, nll in zip(variants, scorer.score(variants, batch_size=batch_size)):
@@ -401,7 +402,7 @@ def test_units_are_complete_parquet_files(swept) -> None:
     files = sorted((cache / "units").glob("*/*.parquet"))
     assert files and not list((cache / "units").glob("*/.*.tmp"))
     unit = store.read(files[0].stem)
-    assert unit.key == files[0].stem and json.loads(json.dumps(unit.summary))["key_document"]["schema"] == 1
+    assert unit.key == files[0].stem and json.loads(json.dumps(unit.summary))["key_document"]["schema"] == 2
 
 
 # ---- Dask ----------------------------------------------------------------------------------------------------------
@@ -415,3 +416,112 @@ def test_dask_local_cluster_equals_serial(clips: list[str], model: HFMusicGen, s
     assert out.stats.tasks == len(clips)  # one task per (model, clip)
     pd.testing.assert_frame_equal(out.summary, serial.summary, check_exact=False, atol=1e-6, rtol=0)
     pd.testing.assert_frame_equal(out.tokens, serial.tokens, check_exact=False, atol=1e-6, rtol=0)
+
+
+_MEMORY_PROBE = """
+import resource, sys, torch
+torch.set_num_threads(1)  # per-thread arenas and stacks would count against the cap on a many-core machine
+from cae.models.hf import HFMusicGen
+from cae.models.tiny import tiny_hf_musicgen
+from cae.sweep.prefix import PrefixScorer
+frames = int(sys.argv[1])
+lm = HFMusicGen.from_model(tiny_hf_musicgen(seed=0), device="cpu", batch_size=8)
+clean = torch.randint(0, lm.card, (4, frames), generator=torch.Generator().manual_seed(0))
+variants = []
+for i in range(8):
+    v = clean.clone()
+    v[:, 50 + i : 60 + i] = (v[:, 50 + i : 60 + i] + 1) % lm.card
+    variants.append(v)
+vm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize")) * 1024
+cap = vm + 2**30  # 1 GiB above what the process has mapped now
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+out = PrefixScorer(lm, clean).score(variants)  # the engine's default chunking
+print("scored", len(out), tuple(out[0].shape))
+"""
+
+
+def test_long_clip_scores_in_linear_memory(tmp_path) -> None:
+    """6000 frames (2 minutes) x 8 suffixes under a 1 GiB cap: one dense mask over suffix x clip (the engine before
+    chunking) needs more than that and is refused by the allocator; the chunked engine stays far below."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(_MEMORY_PROBE)
+    run = subprocess.run([sys.executable, str(script), "6000"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "scored 8 (4, 6000)" in run.stdout
+
+
+# ---- a damaged cache, and seeds that follow the clip ----------------------------------------------------------------
+def test_damaged_units_are_detected_and_recomputed(clips: list[str], model: HFMusicGen, swept, tmp_path: Path) -> None:
+    """Units emptied, truncated, or with one flipped byte are found, named in a warning, deleted and computed again;
+    the tables equal the undamaged run's."""
+    import shutil
+    import warnings
+
+    cache, first = swept
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    units = sorted((copy / "units").glob("*/*.parquet"))
+    ok = [u for u in units if UnitCache(copy).read(u.stem).nll is not None]
+    emptied, truncated, flipped = ok[0], ok[1], ok[2]
+    emptied.write_bytes(b"")
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 3] ^= 0x04  # inside the column data: the file still parses
+    flipped.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        again = run_sweep(clips, PERTURBATIONS, model, cache_dir=copy, progress=False,
+                          options=EngineOptions(batch_size=3))
+    named = " ".join(str(w.message) for w in seen)
+    assert all(p.name in named for p in (emptied, truncated, flipped)), named
+    assert again.stats.computed >= 3
+    pd.testing.assert_frame_equal(again.summary, first.summary)
+    pd.testing.assert_frame_equal(again.tokens, first.tokens)
+    clean_run = run_sweep(clips, PERTURBATIONS, model, cache_dir=copy, progress=False)
+    assert clean_run.stats.computed == 0  # the recomputed units are whole again
+
+
+def test_a_clip_gets_the_same_noise_in_any_list_order(clips: list[str], model: HFMusicGen, swept, tmp_path: Path
+                                                      ) -> None:
+    cache, first = swept
+    usable = [c for c in clips if "corrupt" not in c][:3]
+    reordered = run_sweep(usable[::-1], PERTURBATIONS[:3], model, cache_dir=cache, progress=False)
+    assert reordered.stats.computed == 0 and reordered.stats.cached == reordered.stats.units  # all reused
+    cols = ["clip", "condition", "seed", "delta_loss"]
+    a = first.summary[first.summary["clip"].isin(usable)][cols].dropna()
+    b = reordered.summary[cols].dropna()
+    merged = a.merge(b, on=["clip", "condition"], suffixes=("", "_r"))
+    assert len(merged) == len(b) > 0
+    assert (merged["seed"] == merged["seed_r"]).all() and np.allclose(merged["delta_loss"], merged["delta_loss_r"])
+    paper = run_sweep(usable[::-1], PERTURBATIONS[:1], model, cache_dir=tmp_path, progress=False, seeding="index")
+    seeds = paper.summary.dropna(subset=["seed"]).set_index("clip")["seed"]
+    assert [seeds[c] for c in usable[::-1]] == [1, 2, 3]  # the authors' seed + position in the list
+
+
+def test_suspicious_inputs_are_scored_with_a_warning_on_the_row(model: HFMusicGen, tmp_path: Path) -> None:
+    wav = _audio(7, 1.2)
+    sf.write(tmp_path / "ok.wav", wav, SR, subtype="PCM_16")
+    data = (tmp_path / "ok.wav").read_bytes()
+    (tmp_path / "truncated.wav").write_bytes(data[: len(data) - 20000])
+    sf.write(tmp_path / "silent.wav", np.zeros_like(wav), SR, subtype="PCM_16")
+    sf.write(tmp_path / "cancel.wav", np.stack([wav, -wav], 1), SR, subtype="FLOAT")
+    names = ["ok", "truncated", "silent", "cancel"]
+    loud = Noise(Span(25, 5), level_db=3.0, seed=1)
+    model.context_frames = 55  # the 1.2 s clips are 60 frames
+    try:
+        out = run_sweep([str(tmp_path / f"{n}.wav") for n in names], [loud], model, cache_dir=tmp_path / "c",
+                        progress=False)
+    finally:
+        model.context_frames = None
+    s = out.summary.assign(name=out.summary["clip"].map(lambda c: Path(c).stem))
+    clean = s[s["condition"] == "clean"].set_index("name")["warning"]
+    assert "promises 38400 samples per channel but the file holds" in clean["truncated"]
+    assert "the clip is silent" in clean["silent"]
+    assert "channels cancel in the mono mix" in clean["cancel"]
+    assert all("longer than the 55 the model was trained on" in clean[n] for n in ("ok", "cancel"))
+    noisy = s[s["condition"] != "clean"].set_index("name")["warning"]
+    assert "noise RMS is +3.0 dBFS, above full scale" in noisy["ok"]
+    assert s["error"].isna().all()  # flagged, not refused

@@ -1,7 +1,7 @@
 """The authors' Peak / Assimilation / Recovery detector (``detect_regions_ma``, Fig. 4), reproduced exactly.
 
 The paper says it smooths Δℓ_t with a moving average and finds where it "crosses zero for five consecutive
-tokens". The code behind Fig. 4 does neither (spec §5.3, §7 item 22). On the codebook-mean difference curve
+tokens". The code behind Fig. 4 does neither (Protocol page: Regions, What cae corrects). On the codebook-mean difference curve
 ``diff`` (authors' CSV coordinates, see below), with noise length ``L``:
 
 1. ``baseline = mean(diff[:200])``: not smoothed, not zero.
@@ -18,7 +18,7 @@ tokens". The code behind Fig. 4 does neither (spec §5.3, §7 item 22). On the c
    NaN-for-empty value in ``raw_means``.
 
 **Index conventions.** The authors' CSV position ``p`` holds the loss of predicting frame ``p + 1`` (the
-un-delayed HF scoring drops the first frame; spec §4.2 item 6). Curves in :mod:`cae` are indexed by target frame,
+un-delayed HF scoring drops the first frame; Protocol page: Scoring). Curves in :mod:`cae` are indexed by target frame,
 so :func:`paper_regions` takes our frame-indexed curve ``d[f]``, builds ``csv[p] = d[p + 1]`` (dropping frame 0,
 which has no prediction in that alignment), runs the detector in CSV coordinates, and reports the windows in both
 coordinates (frame window = CSV window + 1). With noise at frames ``[250, 250 + L)``, the first noisy frame 250 is

@@ -2,7 +2,7 @@
 
 The authors' detector (:mod:`cae.analysis.paper_detector`) fixes the Peak start at a constant, ends the
 Assimilation at a fixed "+4 frames" after the noise, and scores empty regions as 0. Here the windows are anchored
-on what the LM actually sees, the token-difference mask (spec §7 items 7–9 and 22). With the nominal perturbation
+on what the LM actually sees, the token-difference mask (Protocol page: What cae corrects). With the nominal perturbation
 at target frames ``[onset, offset)`` (offset exclusive) and the mask's first/last changed frames ``first`` and
 ``last`` (any codebook):
 

@@ -1,7 +1,7 @@
 """Statistics over clips (songs): bootstrap CIs, length correlations, paired tests, grouped summaries.
 
 The unit of analysis is the **clip**: one value per song and condition (a clip-level Δ, or a region mean).
-Following spec §7 items 24–25, effects are reported per condition with bootstrap CIs over songs, and
+Following the book's Protocol page (What cae corrects), effects are reported per condition with bootstrap CIs over songs, and
 clean-vs-perturbed comparisons are **paired by song** (paired t-test and Wilcoxon signed-rank, with the mean
 difference and Cohen's d_z as effect sizes) rather than pooled.
 
@@ -167,7 +167,7 @@ def length_correlation(
     """Pearson and Spearman correlation of Δ with perturbation length, and the regression slope.
 
     Use one point per (clip, length), not per-length means, so that ``n`` counts songs × lengths (the paper's
-    per-(model, dataset) tests on 6 means are weak, spec §7 item 25).
+    per-(model, dataset) tests on 6 means are weak, Protocol page: What cae corrects).
 
     Args:
         lengths: perturbation lengths ``[n]`` (frames).

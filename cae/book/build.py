@@ -39,6 +39,7 @@ __all__ = ["NOTEBOOKS", "PARAMETER_SETS", "BookError", "build", "execute", "inpu
 
 #: The notebooks, in the book's order (``_toc.yml`` lists the same).
 NOTEBOOKS: tuple[str, ...] = (
+    "reference_models",
     "rq1_noise_length",
     "rq2_token_dynamics",
     "rq3_regions",
@@ -77,7 +78,7 @@ def load_params(set_name: str, name: str, root: Path = ROOT) -> dict[str, Any]:
 
 
 def _package_files() -> list[Path]:
-    files = sorted(PACKAGE_DIR.rglob("*.py")) + sorted((PACKAGE_DIR / "reference" / "weights").glob("*.json"))
+    files = sorted(PACKAGE_DIR.rglob("*.py")) + sorted((PACKAGE_DIR / "reference" / "weights").rglob("*.json"))
     return [f for f in files if "__pycache__" not in f.parts]
 
 

@@ -12,35 +12,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from cae.models.base import ModelInfo, MusicLM, load_model, register_model, registered_models
+from cae.models.base import ModelInfo, MusicLM, load_model, register_model, register_provider, registered_models
 from cae.models.tiny import register_tiny_models
 
 register_tiny_models()
 
 
-def _load_reference(**kwargs: Any) -> MusicLM:
-    from cae.reference.model import load_reference
-
-    return load_reference(**kwargs)
-
-
-#: The shipped reference model (cae/reference/weights), the offline default of the book.
-register_model("reference", _load_reference)
-
-
-def _checkpoint_factory(step: int | str) -> Any:
+def _reference_factory(family: str, step: int | str | None = None) -> Any:
     def build(**kwargs: Any) -> MusicLM:
-        from cae.reference.checkpoints import load_checkpoint
+        from cae.reference import checkpoints, model
 
-        return load_checkpoint(step, **kwargs)
+        if step is None:
+            return model.load_reference(model.FAMILIES[family], **kwargs)
+        return checkpoints.load_checkpoint(step, family=family, **kwargs)
 
     return build
 
 
-#: Its training checkpoints and its untrained (seeded random-init) decoder (cae/reference/checkpoints.py).
-for _step in (100, 250, 500, 1000, "untrained"):
-    register_model(f"reference@{_step if _step == 'untrained' else f'step{_step}'}", _checkpoint_factory(_step))
-del _step
+@register_provider
+def reference_models() -> dict[str, Any]:
+    """The shipped reference models (``reference``: neural codec, the book's default; ``reference-mel``: the mel-RVQ
+    ablation), each training checkpoint as ``<name>@step<N>`` and the untrained decoder as ``<name>@untrained``
+    (see :mod:`cae.reference.checkpoints`)."""
+    from cae.reference.checkpoints import UNTRAINED, available_checkpoints, checkpoint_name
+    from cae.reference.model import FAMILIES
+
+    out: dict[str, Any] = {}
+    for family in FAMILIES:
+        out[family] = _reference_factory(family)
+        for step in (*available_checkpoints(family), UNTRAINED):
+            out[checkpoint_name(step, family)] = _reference_factory(family, step)
+    return out
+
 
 __all__ = [
     "AudiocraftMusicGen",
@@ -49,6 +52,7 @@ __all__ = [
     "MusicLM",
     "load_model",
     "register_model",
+    "register_provider",
     "registered_models",
 ]
 

@@ -12,8 +12,8 @@ Conditioning: the null condition is built as MusicGen builds its classifier-free
 null text *and* a null chroma. A prompt sets the ``description`` text attribute.
 
 ``alignment="paper"`` runs ``lm.forward`` on the un-delayed codes without BOS and scores each step against the *next*
-frame (the authors' HF computation, spec §4.2). The authors' Melody script scored each step against its own input
-token (spec §4.3); that off-by-one is not reproduced.
+frame (the authors' HF computation, Protocol page: Scoring). The authors' Melody script scored each step against its own input
+token (Protocol page: Scoring); that off-by-one is not reproduced.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class AudiocraftMusicGen(MusicLM):
     """An audiocraft MusicGen (``compression_model`` + ``lm``) as a :class:`~cae.models.base.MusicLM`."""
 
     backend = "audiocraft"
+    batched_generation = True
 
     def __init__(
         self,
@@ -121,8 +122,12 @@ class AudiocraftMusicGen(MusicLM):
         audio = self.compression_model.decode(batch[:1].to(self.device), None)
         return audio[0, 0].float().cpu().numpy()
 
-    def _generate(self, num_samples: int, frames: int, top_k: int, temperature: float, seed: int) -> torch.Tensor:
-        """audiocraft's own sampler (``LMModel.generate``), seeded through torch's global RNG inside a fork."""
+    def _generate(self, num_samples: int, frames: int, top_k: int, temperature: float,
+                  seed: int | list[int]) -> torch.Tensor:
+        """audiocraft's own sampler (``LMModel.generate``), seeded through torch's global RNG inside a fork. Its
+        sampler draws from that one RNG for the whole batch, so per-clip seeds run one clip at a time."""
+        if not isinstance(seed, int):
+            return torch.cat([self._generate(1, frames, top_k, temperature, int(s)) for s in seed])
         conditions = self._conditions(num_samples, None)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,10 @@ class MusicLM(abc.ABC):
     dtype: torch.dtype = torch.float32
     #: Default number of clips per forward pass in :meth:`token_nll`.
     batch_size: int = 8
+    #: Longest sequence (frames) the model was trained on, when known; longer clips are scored with a warning.
+    context_frames: int | None = None
+    #: ``_generate`` accepts a list of per-clip seeds (one batch); otherwise :meth:`generate` calls it per seed.
+    batched_generation: bool = False
 
     # ---- to implement -------------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -103,30 +107,42 @@ class MusicLM(abc.ABC):
         """Tokens → waveform at ``self.sample_rate`` (float32 ``[N]``), where the codec can decode."""
         raise ModelError(f"{self.model_id}: this adapter cannot decode tokens to audio")
 
-    def _generate(self, num_samples: int, frames: int, top_k: int, temperature: float, seed: int) -> BatchCodes:
-        """Sample ``[num_samples, K, frames]`` codes under the null condition."""
+    def _generate(self, num_samples: int, frames: int, top_k: int, temperature: float,
+                  seed: int | Sequence[int]) -> BatchCodes:
+        """Sample ``[num_samples, K, frames]`` codes under the null condition (``seed``: one for the batch, or one
+        per clip, see :meth:`generate`)."""
         raise ModelError(f"{self.model_id}: this adapter cannot generate")
 
-    def generate(self, seconds: float, *, top_k: int = 250, temperature: float = 1.0, seed: int = 0,
-                 num_samples: int = 1) -> Codes | BatchCodes:
-        """Sample codes unconditionally (null condition), as the paper's "Generated" set was made (spec §2.3).
+    def generate(self, seconds: float, *, top_k: int = 250, temperature: float = 1.0,
+                 seed: int | Sequence[int] = 0, num_samples: int = 1) -> Codes | BatchCodes:
+        """Sample codes unconditionally (null condition), as the paper's "Generated" set was made (Protocol page: Models and datasets).
 
         Args:
             seconds: duration; ``round(seconds * frame_rate)`` frames are sampled.
             top_k: sample among the k most likely tokens (0 = all); MusicGen's default is 250.
             temperature: softmax temperature (0 = greedy).
-            seed: the same seed gives the same codes.
-            num_samples: clips to sample in one batch.
+            seed: the same seed gives the same codes. A list of seeds samples one clip per seed in one batch
+                (``num_samples`` is then their number), each clip as :meth:`generate` gives it alone with its seed
+                (up to the float rounding of batched forward passes; identical in the tests on the CPU).
+            num_samples: clips to sample in one batch (with one seed).
 
         Returns:
-            LongTensor ``[K, F]`` (or ``[num_samples, K, F]`` when ``num_samples > 1``) on the CPU.
+            LongTensor ``[K, F]`` (or ``[num_samples, K, F]`` when ``num_samples > 1`` or seeds are a list) on the
+            CPU.
         """
         frames = int(round(seconds * self.frame_rate))
         if frames < 1:
             raise ValueError(f"seconds={seconds} gives no frame at {self.frame_rate} frames/s")
         top_k = min(int(top_k), self.card)  # a k beyond the vocabulary means "all tokens"
-        codes = self._generate(num_samples, frames, top_k, float(temperature), int(seed)).long().cpu()
-        return codes[0] if num_samples == 1 else codes
+        if isinstance(seed, (int, np.integer)):
+            codes = self._generate(num_samples, frames, top_k, float(temperature), int(seed)).long().cpu()
+            return codes[0] if num_samples == 1 else codes
+        seeds = [int(s) for s in seed]
+        if not seeds:
+            raise ValueError("an empty list of seeds samples nothing")
+        if not self.batched_generation:  # an adapter whose _generate takes one seed: one call per clip
+            return torch.cat([self._generate(1, frames, top_k, float(temperature), s).long().cpu() for s in seeds])
+        return self._generate(len(seeds), frames, top_k, float(temperature), seeds).long().cpu()
 
     def _setup(self, *, model_id: str, revision: str | None, alignment: str, device: str | torch.device | None,
                dtype: str | torch.dtype | None, batch_size: int) -> None:
@@ -243,6 +259,23 @@ class MusicLM(abc.ABC):
 # ---- registry -------------------------------------------------------------------------------------------------------
 Factory = Callable[..., MusicLM]
 _REGISTRY: dict[str, Factory] = {}
+#: Functions returning ``{name: factory}`` for families of models whose names are only known at run time (such as
+#: the shipped checkpoints); called when a name is looked up, never at import.
+_PROVIDERS: list[Callable[[], dict[str, Factory]]] = []
+
+
+def register_provider(provider: Callable[[], dict[str, Factory]]) -> Callable[[], dict[str, Factory]]:
+    """Add a function that lists ``{name: factory}`` when a model name is looked up (usable as a decorator)."""
+    _PROVIDERS.append(provider)
+    return provider
+
+
+def _factories() -> dict[str, Factory]:
+    out: dict[str, Factory] = {}
+    for provider in _PROVIDERS:
+        out.update(provider())
+    out.update(_REGISTRY)
+    return out
 
 
 def register_model(name: str, factory: Factory | None = None, *, overwrite: bool = False) -> Any:
@@ -265,7 +298,7 @@ def register_model(name: str, factory: Factory | None = None, *, overwrite: bool
 
 def registered_models() -> list[str]:
     """Names accepted by :func:`load_model` besides hub ids and local folders."""
-    return sorted(_REGISTRY)
+    return sorted(_factories())
 
 
 def load_model(name: str, **kwargs: Any) -> MusicLM:
@@ -280,8 +313,9 @@ def load_model(name: str, **kwargs: Any) -> MusicLM:
 
     Keyword arguments go to the adapter (``alignment``, ``device``, ``dtype``, ``revision``, ...).
     """
-    if name in _REGISTRY:
-        return _REGISTRY[name](**kwargs)
+    factories = _REGISTRY if name in _REGISTRY else _factories()
+    if name in factories:
+        return factories[name](**kwargs)
     if name.startswith("audiocraft:"):
         from cae.models.audiocraft import AudiocraftMusicGen
 

@@ -10,7 +10,7 @@ is the null (unconditional) condition: MusicGen's null text is an all-masked, ze
 has no biases, so the cross-attention output is exactly zero (a test checks the equivalence against the full
 encoder-decoder model on ``get_unconditional_inputs``). With a prompt the full model runs its text encoder.
 
-``alignment="paper"`` reproduces the authors' computation (spec §4.2): un-delayed codes, no BOS, no conditioning,
+``alignment="paper"`` reproduces the authors' computation (Protocol page: Scoring): un-delayed codes, no BOS, no conditioning,
 ``codes[:, :F-1]`` in and ``codes[:, 1:]`` scored, reported at the target frame (frame 0 NaN).
 """
 
@@ -27,6 +27,10 @@ from cae.models.sampling import hf_decoder_step, sample_delay
 from cae.models.layout import delay_inputs, gather_delay_nll, gather_paper_nll, paper_inputs
 
 
+#: MusicGen was trained on 30 s segments: 1500 frames at 50 Hz.
+MUSICGEN_CONTEXT_FRAMES = 1500
+
+
 class HFMusicGen(MusicLM):
     """A transformers MusicGen (small / medium / large, mono) as a :class:`~cae.models.base.MusicLM`.
 
@@ -34,6 +38,7 @@ class HFMusicGen(MusicLM):
     """
 
     backend = "transformers"
+    batched_generation = True
 
     def __init__(
         self,
@@ -128,7 +133,9 @@ class HFMusicGen(MusicLM):
         except (OSError, ValueError):
             pass  # text prompts then raise a clear error; null-conditioned scoring does not need it
         rev = revision or getattr(model.config, "_commit_hash", None)
-        return cls.from_model(model, tokenizer=tokenizer, model_id=model_id, revision=rev, **kwargs)
+        out = cls.from_model(model, tokenizer=tokenizer, model_id=model_id, revision=rev, **kwargs)
+        out.context_frames = MUSICGEN_CONTEXT_FRAMES
+        return out
 
     # ---- codec ----------------------------------------------------------------------------------------------------
     def _bandwidth_for(self, k: int) -> float:
@@ -157,7 +164,8 @@ class HFMusicGen(MusicLM):
         audio = self.audio_encoder.decode(batch[:1, None].to(self.device), [None], return_dict=True).audio_values
         return audio[0, 0].float().cpu().numpy()
 
-    def _generate(self, num_samples: int, frames: int, top_k: int, temperature: float, seed: int) -> torch.Tensor:
+    def _generate(self, num_samples: int, frames: int, top_k: int, temperature: float,
+                  seed: int | list[int]) -> torch.Tensor:
         return sample_delay(
             hf_decoder_step(self.decoder), batch=num_samples, num_codebooks=self.num_codebooks, frames=frames,
             special=self.special, device=self.device, top_k=top_k, temperature=temperature, seed=seed,

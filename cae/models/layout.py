@@ -8,7 +8,7 @@ needs ``S = F + K - 1`` input steps, and the logits for ``codes[k, t]`` sit at s
 past the end, for the finer codebooks' last predictions) hold the special token, exactly as in transformers'
 ``build_delay_pattern_mask`` and in MusicGen's own generation loop.
 
-The authors of the paper instead fed the *un-delayed* codes without BOS (spec §4.2): input ``codes[:, :F-1]``, head
+The authors of the paper instead fed the *un-delayed* codes without BOS (Protocol page: Scoring): input ``codes[:, :F-1]``, head
 ``k`` at step ``p`` scored against ``codes[k, p + 1]``. We keep that as the ``"paper"`` alignment for the ablation,
 indexed by target frame: frame 0 has no prediction (NaN).
 

@@ -9,7 +9,7 @@ column is fed back before the next step. Sampling is top-k with temperature, dra
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -18,10 +18,12 @@ import torch
 StepFn = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 
 
-def sample_top_k(logits: torch.Tensor, top_k: int, temperature: float, generator: torch.Generator) -> torch.Tensor:
+def sample_top_k(logits: torch.Tensor, top_k: int, temperature: float,
+                 generator: torch.Generator | Sequence[torch.Generator]) -> torch.Tensor:
     """Sample one token per row of ``logits [..., V]`` among the ``top_k`` most likely (0 = all), at ``temperature``.
 
-    ``temperature == 0`` is greedy (argmax).
+    ``temperature == 0`` is greedy (argmax). With a sequence of generators, batch item ``b`` (``logits[b]``) draws
+    from ``generator[b]`` alone, so a clip's tokens do not depend on the other clips sampled beside it.
     """
     logits = logits.float()
     if temperature == 0:
@@ -32,8 +34,12 @@ def sample_top_k(logits: torch.Tensor, top_k: int, temperature: float, generator
         kth = logits.topk(top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = (logits / temperature).softmax(-1)
-    flat = probs.reshape(-1, probs.shape[-1]).cpu()
-    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1]).to(logits.device)
+    if isinstance(generator, torch.Generator):
+        flat = probs.reshape(-1, probs.shape[-1]).cpu()
+        return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1]).to(logits.device)
+    rows = [torch.multinomial(p.reshape(-1, p.shape[-1]).cpu(), 1, generator=g).reshape(p.shape[:-1])
+            for p, g in zip(probs, generator, strict=True)]
+    return torch.stack(rows).to(logits.device)
 
 
 @torch.inference_mode()
@@ -47,7 +53,7 @@ def sample_delay(
     device: torch.device,
     top_k: int = 250,
     temperature: float = 1.0,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
 ) -> torch.Tensor:
     """Sample ``[batch, K, frames]`` codes from a delay-pattern decoder.
 
@@ -56,12 +62,20 @@ def sample_delay(
         batch, num_codebooks, frames: output shape.
         special: the BOS / pad token id.
         device: where the decoder runs.
-        top_k, temperature, seed: sampling parameters.
+        top_k, temperature: sampling parameters.
+        seed: one seed for the whole batch, or one per clip (``batch`` of them): clip ``b`` then draws from its own
+            generator, so its codes do not depend on the other clips of the batch, up to the float rounding of a
+            batched forward pass (on the CPU the tests find batched and single clips identical).
 
     Returns:
         LongTensor ``[batch, K, frames]`` on the CPU.
     """
-    g = torch.Generator().manual_seed(seed)
+    if isinstance(seed, int):
+        g: torch.Generator | list[torch.Generator] = torch.Generator().manual_seed(seed)
+    else:
+        if len(seed) != batch:
+            raise ValueError(f"{len(seed)} seeds for a batch of {batch}")
+        g = [torch.Generator().manual_seed(int(s)) for s in seed]
     codes = torch.full((batch, num_codebooks, frames), special, dtype=torch.long)
     column = torch.full((batch, num_codebooks, 1), special, dtype=torch.long, device=device)
     state: Any = None
@@ -83,7 +97,7 @@ def hf_decoder_step(decoder: Any) -> StepFn:
 
     def step(column: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
         b, k, _ = column.shape
-        out = decoder(input_ids=column.reshape(b * k, 1), past_key_values=cache, use_cache=True)
-        return out.logits.reshape(b, k, -1), out.past_key_values
+        out = decoder(input_ids=column.reshape(b * k, 1), cache=cache, use_cache=True)
+        return out.logits.reshape(b, k, -1), out.cache
 
     return step

@@ -1,10 +1,14 @@
-"""The reference music LM shipped with cae: a small MusicGen-architecture decoder and its codec-like tokenizer.
+"""The reference music LMs shipped with cae: small MusicGen-architecture decoders trained here, with their codecs.
 
-:class:`~cae.reference.tokenizer.MelRVQTokenizer` turns 32 kHz audio into MusicGen-shaped tokens (4 codebooks,
-50 frames/s): log-mel frames quantised by residual k-means, with an approximate Griffin-Lim decoder.
+* ``reference`` (the default): a neural codec with EnCodec's architecture trained here (:mod:`cae.reference.codec`,
+  a transformers ``EncodecModel``) and a ``MusicgenForCausalLM`` decoder trained on its tokens
+  (:mod:`cae.reference.train`); it loads as a plain :class:`~cae.models.hf.HFMusicGen`.
+* ``reference-mel`` (the ablation): :class:`~cae.reference.tokenizer.MelRVQTokenizer` (log-mel frames quantised by
+  residual k-means, Griffin-Lim decoder) with a decoder of the same architecture.
 
-Training checkpoints of the decoder (steps 100, 250, 500, 1000, and the untrained initialisation) load with
-:func:`load_checkpoint` (:mod:`cae.reference.checkpoints`), or by name: ``cae.load_model("reference@step250")``.
+Training checkpoints of each decoder (and its untrained initialisation) load with :func:`load_checkpoint`
+(:mod:`cae.reference.checkpoints`), or by name: ``cae.load_model("reference@step250")``. What was measured while
+training is in :mod:`cae.reference.records`.
 """
 
 from typing import Any

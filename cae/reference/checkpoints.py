@@ -1,36 +1,24 @@
-"""Training checkpoints of the reference decoder, shipped so that the book can compare models offline.
+"""Training checkpoints of the reference decoders, shipped so that the book can compare models offline.
 
-The shipped reference model (:func:`cae.reference.model.load_reference`) is the decoder after 1000 training steps.
-The same run (seed 0, see :mod:`cae.reference.train`) saved intermediate decoders; three of them ship here, in
-``cae/reference/weights/checkpoints/``, stored as **float16** (half the size; the relative rounding error is below
-5e-4 of each tensor's largest value) and upcast to float32 at load:
+Each reference model (:data:`cae.reference.model.FAMILIES`: ``reference``, ``reference-mel``) ships intermediate
+decoders of the run that trained it in ``<its folder>/checkpoints/``, stored as **float16** (half the size; the
+relative rounding error is below 5e-4 of each tensor's largest value) and upcast to float32 at load. The final step
+is the shipped ``decoder.safetensors`` itself (float32), so it is not stored twice. ``checkpoints.json`` records the
+SHA-256 of every stored file (verified at every load, like the shipped weights), the SHA-256 of the float32 file each
+was converted from, and the held-out loss measured at training time.
 
-===========  ==========================  =======================================
-name         weights                     held-out loss at training time (nats)
-===========  ==========================  =======================================
-step 100     ``step00100.safetensors``   5.44 (about the unigram baseline, 5.45)
-step 250     ``step00250.safetensors``   5.05
-step 500     ``step00500.safetensors``   3.94
-step 1000    ``../decoder.safetensors``  3.63 (the shipped model, float32)
-untrained    none: seeded random init    log 256 = 5.55 or above
-===========  ==========================  =======================================
+The **untrained** decoder is the architecture's initialisation under ``torch.manual_seed(seed)`` (default 0, the
+seed the training run initialised from, so with the same torch version it is the run's step-0 decoder); it is built
+in a forked RNG, so loading it leaves torch's global generator untouched. All checkpoints of a model share its codec.
 
-The step-1000 checkpoint of the run is tensor-for-tensor (and byte-for-byte) the shipped ``decoder.safetensors``, so it
-is not stored twice. ``checkpoints.json`` records the SHA-256 of every stored file (verified at every load, like the
-shipped weights), the SHA-256 of the float32 file each was converted from, and the held-out losses. The **untrained**
-decoder is the architecture's initialisation under ``torch.manual_seed(seed)`` (default 0, the seed the training run
-initialised from, so with the same torch version it is the run's step-0 decoder); it is built in a forked RNG, so
-loading it leaves torch's global generator untouched. All checkpoints share the shipped tokenizer.
+Registered model names (:func:`cae.load_model`): ``"<model>@step<N>"`` for every stored step and the final one, and
+``"<model>@untrained"``, e.g. ``"reference@step250"`` or ``"reference-mel@untrained"``. Each gets its own ``model_id``
+and ``revision`` (the stored file's SHA-256 prefix, or ``init-seed<seed>``), so sweep caches never mix them up.
 
-Registered model names (:func:`cae.load_model`): ``"reference@step100"``, ``"reference@step250"``,
-``"reference@step500"``, ``"reference@step1000"`` (the shipped weights under a checkpoint name) and
-``"reference@untrained"``. Each gets its own ``model_id`` and ``revision`` (the stored file's SHA-256 prefix, or
-``init-seed<seed>``), so sweep caches never mix them up.
-
->>> available_checkpoints()
+>>> available_checkpoints("reference-mel")
 (100, 250, 500, 1000)
->>> checkpoint_name(250), checkpoint_name("untrained")
-('reference@step250', 'reference@untrained')
+>>> checkpoint_name(250), checkpoint_name("untrained", "reference-mel")
+('reference@step250', 'reference-mel@untrained')
 """
 
 from __future__ import annotations
@@ -42,66 +30,77 @@ from typing import Any
 import torch
 
 from cae.errors import ModelError
+from cae.models.hf import HFMusicGen
 from cae.provenance import file_sha256
 from cae.reference.model import (
     DECODER_FILE,
-    TOKENIZER_FILE,
-    WEIGHTS_DIR,
-    ReferenceMusicLM,
+    FAMILIES,
     decoder_from_config,
+    load_decoder_state,
     load_reference,
+    load_tokenizer,
     verify_weights,
+    wrap,
 )
 
 __all__ = [
-    "CHECKPOINTS_DIR",
     "CHECKPOINTS_FILE",
-    "FINAL_STEP",
     "UNTRAINED",
     "available_checkpoints",
     "checkpoint_name",
     "checkpoint_table",
+    "checkpoints_dir",
     "load_checkpoint",
     "read_checkpoints",
 ]
 
-#: Folder of the stored checkpoints and their metadata.
-CHECKPOINTS_DIR = WEIGHTS_DIR / "checkpoints"
 #: Metadata file: stored dtype, file, SHA-256 and held-out loss per step.
 CHECKPOINTS_FILE = "checkpoints.json"
-#: The step of the shipped decoder.
-FINAL_STEP = 1000
 #: The name of the untrained (random-init) decoder in :func:`load_checkpoint`.
 UNTRAINED = "untrained"
 
 
-def read_checkpoints(checkpoints_dir: str | Path = CHECKPOINTS_DIR) -> dict[str, Any]:
+def _family_dir(family: str) -> Path:
+    if family not in FAMILIES:
+        raise ModelError(f"unknown reference model {family!r}; known: {sorted(FAMILIES)}")
+    return FAMILIES[family]
+
+
+def checkpoints_dir(family: str = "reference") -> Path:
+    """Folder of a reference model's stored checkpoints."""
+    return _family_dir(family) / "checkpoints"
+
+
+def read_checkpoints(folder: str | Path | None = None, family: str = "reference") -> dict[str, Any]:
     """The contents of ``checkpoints.json`` (raises :class:`~cae.errors.ModelError` when it is missing)."""
-    path = Path(checkpoints_dir) / CHECKPOINTS_FILE
+    path = Path(folder or checkpoints_dir(family)) / CHECKPOINTS_FILE
     if not path.is_file():
         raise ModelError(f"{path} is missing: the reference checkpoints are not installed; reinstall cae")
     return json.loads(path.read_text())
 
 
-def available_checkpoints(checkpoints_dir: str | Path = CHECKPOINTS_DIR) -> tuple[int, ...]:
-    """Training steps that can be loaded (sorted), the shipped final step included."""
-    return tuple(sorted(int(s) for s in read_checkpoints(checkpoints_dir)["steps"]))
+def available_checkpoints(family: str = "reference", folder: str | Path | None = None) -> tuple[int, ...]:
+    """Training steps that can be loaded (sorted), the shipped final step included; empty when none ship."""
+    try:
+        return tuple(sorted(int(s) for s in read_checkpoints(folder, family)["steps"]))
+    except ModelError:
+        return ()
 
 
-def checkpoint_name(step: int | str) -> str:
-    """Registered model name of a checkpoint: ``"reference@step<step>"`` or ``"reference@untrained"``."""
+def checkpoint_name(step: int | str, family: str = "reference") -> str:
+    """Registered model name of a checkpoint: ``"<family>@step<step>"`` or ``"<family>@untrained"``."""
     if str(step) == UNTRAINED:
-        return f"reference@{UNTRAINED}"
-    return f"reference@step{int(step)}"
+        return f"{family}@{UNTRAINED}"
+    return f"{family}@step{int(step)}"
 
 
-def checkpoint_table(checkpoints_dir: str | Path = CHECKPOINTS_DIR) -> list[dict[str, Any]]:
+def checkpoint_table(family: str = "reference") -> list[dict[str, Any]]:
     """One dict per loadable model: ``name, step, heldout_loss`` (the untrained one last, step -1 and NaN loss,
-    since its loss was not recorded at training time; it is at or above log 256)."""
-    meta = read_checkpoints(checkpoints_dir)
-    rows = [{"name": checkpoint_name(s), "step": int(s), "heldout_loss": float(v["heldout_loss"])}
+    since its loss was not recorded at training time; it is at or above log(codebook size))."""
+    meta = read_checkpoints(family=family)
+    rows = [{"name": checkpoint_name(s, family), "step": int(s), "heldout_loss": float(v["heldout_loss"])}
             for s, v in sorted(meta["steps"].items(), key=lambda kv: int(kv[0]))]
-    rows.append({"name": checkpoint_name(UNTRAINED), "step": -1, "heldout_loss": float("nan")})
+    rows.append({"name": checkpoint_name(UNTRAINED, family), "step": -1, "heldout_loss": float("nan")})
     return rows
 
 
@@ -119,49 +118,44 @@ def _load_state(path: Path, sha256: str) -> dict[str, torch.Tensor]:
     return {k: v.float() for k, v in load_file(str(path)).items()}
 
 
-def load_checkpoint(step: int | str, *, seed: int = 0, checkpoints_dir: str | Path = CHECKPOINTS_DIR,
-                    weights_dir: str | Path = WEIGHTS_DIR, **kwargs: Any) -> ReferenceMusicLM:
+def load_checkpoint(step: int | str, *, family: str = "reference", seed: int = 0,
+                    checkpoints_dir: str | Path | None = None, weights_dir: str | Path | None = None,
+                    **kwargs: Any) -> HFMusicGen:
     """A reference model with the decoder of a training checkpoint, upcast to float32.
 
     Args:
-        step: a training step from :func:`available_checkpoints` (100, 250, 500, 1000), or ``"untrained"``.
+        step: a training step from :func:`available_checkpoints`, or ``"untrained"``.
+        family: which reference model (``"reference"`` or ``"reference-mel"``).
         seed: seed of the untrained decoder's initialisation (ignored for trained steps).
-        checkpoints_dir: folder holding ``checkpoints.json`` and the float16 files.
-        weights_dir: folder of the shipped weights (tokenizer, decoder config, and the step-1000 decoder).
-        **kwargs: passed to :class:`~cae.reference.model.ReferenceMusicLM` (``device``, ``dtype``, ``alignment`` …).
+        checkpoints_dir: folder holding ``checkpoints.json`` and the float16 files (default: the family's).
+        weights_dir: folder of the shipped model (codec, decoder config, final decoder; default: the family's).
+        **kwargs: passed to the adapter (``device``, ``dtype``, ``alignment`` …).
 
     Returns:
-        A :class:`~cae.reference.model.ReferenceMusicLM` with ``model_id = checkpoint_name(step)`` and ``revision``
-        = the first 12 hex digits of the decoder file's SHA-256 (``"init-seed<seed>"`` when untrained).
+        The scoring adapter with ``model_id = checkpoint_name(step, family)`` and ``revision`` = the first 12 hex
+        digits of the decoder file's SHA-256 (``"init-seed<seed>"`` when untrained).
 
     Raises:
         ModelError: unknown step, a missing file, or a file whose SHA-256 differs from ``checkpoints.json`` (or, for
-            the shared tokenizer and the step-1000 decoder, from ``reference.json``).
+            the codec and the final decoder, from ``reference.json``).
     """
-    from cae.reference.tokenizer import MelRVQTokenizer
-
-    weights_dir = Path(weights_dir)
-    kwargs.setdefault("model_id", checkpoint_name(step))
+    weights_dir = Path(weights_dir or _family_dir(family))
+    folder = Path(checkpoints_dir or weights_dir / "checkpoints")
+    kwargs.setdefault("model_id", checkpoint_name(step, family))
+    meta = verify_weights(weights_dir)
     if str(step) == UNTRAINED:
-        meta = verify_weights(weights_dir)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             decoder = decoder_from_config(meta["decoder_config"])
         kwargs.setdefault("revision", f"init-seed{int(seed)}")
-        return ReferenceMusicLM(decoder.eval(), MelRVQTokenizer.load(weights_dir / TOKENIZER_FILE), **kwargs)
-    info = read_checkpoints(checkpoints_dir)["steps"].get(str(int(step)))
+        return wrap(decoder.eval(), load_tokenizer(weights_dir, meta), meta, **kwargs)
+    info = read_checkpoints(folder)["steps"].get(str(int(step)))
     if info is None:
-        known = available_checkpoints(checkpoints_dir)
-        raise ModelError(f"no reference checkpoint for step {step!r}; available: {known} and {UNTRAINED!r}")
-    path = (Path(checkpoints_dir) / info["file"]).resolve()
+        known = available_checkpoints(folder=folder)
+        raise ModelError(f"no {family} checkpoint for step {step!r}; available: {known} and {UNTRAINED!r}")
+    path = (folder / info["file"]).resolve()
     if path == (weights_dir / DECODER_FILE).resolve():
         return load_reference(weights_dir, **kwargs)  # the shipped decoder (its checksum is verified there)
-    meta = verify_weights(weights_dir)
-    decoder = decoder_from_config(meta["decoder_config"])
-    state = _load_state(path, info["sha256"])
-    missing, unexpected = decoder.load_state_dict(state, strict=False)
-    missing = [m for m in missing if ".encoder_attn" not in m and "embed_positions" not in m]
-    if missing or unexpected:
-        raise ModelError(f"{path} does not fit the decoder config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    decoder = load_decoder_state(decoder_from_config(meta["decoder_config"]), _load_state(path, info["sha256"]), path)
     kwargs.setdefault("revision", info["sha256"][:12])
-    return ReferenceMusicLM(decoder.eval(), MelRVQTokenizer.load(weights_dir / TOKENIZER_FILE), **kwargs)
+    return wrap(decoder, load_tokenizer(weights_dir, meta), meta, **kwargs)

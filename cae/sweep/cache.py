@@ -18,6 +18,11 @@ Each file holds the unit's token rows (``codebook, frame, code, nll, nll_clean, 
 schema metadata under ``cae.unit``, its summary (condition label, perturbation JSON, seed, loss, token-change span,
 error, the package versions that computed it, the key document).
 
+Integrity. Each unit also stores a SHA-256 ``digest`` of its summary and of the bytes of its token columns, checked on
+every read. A file that cannot be parsed (truncated, emptied, not parquet) or whose content no longer matches its
+digest (a flipped bit) raises :class:`CorruptUnitError` naming the file; the runner then deletes it with a warning
+and computes the unit again, so a damaged cache costs time, never a wrong number.
+
 Atomicity. A unit is written to a temporary file in the same folder, flushed and fsync'ed, then moved into place
 with :func:`os.replace` (atomic on POSIX and Windows). A reader therefore sees either no file or a complete one, so a
 sweep killed at any moment (``kill -9`` included) leaves only complete units plus, at worst, stray ``.tmp`` files,
@@ -32,6 +37,7 @@ import json
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +50,21 @@ import pyarrow.parquet as pq
 import cae
 from cae.paths import cache_dir
 
-__all__ = ["SCHEMA", "Unit", "UnitCache", "default_root", "key_document", "unit_key"]
+__all__ = ["SCHEMA", "CorruptUnitError", "Unit", "UnitCache", "default_root", "key_document", "unit_key"]
 
 #: Version of the unit format and of the scoring semantics behind it; bump to invalidate every cached unit.
-SCHEMA = 1
+#: 2: units carry a content digest; perturbation seeds derive from the clip's content under the corrected protocol.
+SCHEMA = 2
+
+
+class CorruptUnitError(Exception):
+    """A cached unit file that cannot be read or fails its digest check."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"damaged cache unit {path}: {reason}")
+        self.path = path
+        self.reason = reason
+        self.key = path.stem
 _META = b"cae.unit"
 
 
@@ -133,17 +150,23 @@ class Unit:
                 "changed": np.asarray(self.changed, dtype=bool).reshape(-1),
             }
         meta = {**self.summary, "key": self.key, "shape": [k, f]}
+        meta["digest"] = _digest(meta, cols)
         table = pa.table(cols)
         return table.replace_schema_metadata({_META: _canonical(meta).encode()})
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Unit:
+        """The unit stored in ``table``; ``ValueError`` when its content does not match its digest."""
         meta = json.loads((table.schema.metadata or {})[_META])
+        col = {name: table.column(name).to_numpy(zero_copy_only=False).astype(dt, copy=False)
+               for name, dt in _COLUMNS.items()}
+        digest = meta.pop("digest", None)
+        if digest is None or digest != _digest(meta, col):
+            raise ValueError("content does not match its digest")
         k, f = meta.pop("shape")
         key = meta.pop("key")
         if k * f == 0:
             return cls(key=key, summary=meta)
-        col = {name: table.column(name).to_numpy() for name in _COLUMNS}
         return cls(
             key=key,
             summary=meta,
@@ -152,6 +175,15 @@ class Unit:
             nll_clean=col["nll_clean"].reshape(k, f),
             changed=col["changed"].reshape(k, f),
         )
+
+
+def _digest(meta: Mapping[str, Any], cols: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of the canonical summary (without its digest) and of each token column's bytes, in a fixed order."""
+    h = hashlib.sha256(_canonical({k: v for k, v in meta.items() if k != "digest"}).encode())
+    for name, dt in _COLUMNS.items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(cols[name], dtype=dt).tobytes())
+    return h.hexdigest()
 
 
 _COLUMNS = {"codebook": np.int16, "frame": np.int32, "code": np.int32, "nll": np.float32, "nll_clean": np.float32,
@@ -176,8 +208,21 @@ class UnitCache:
         return self.path(key).is_file()
 
     def read(self, key: str) -> Unit:
-        """Load unit ``key`` (``FileNotFoundError`` if absent)."""
-        return Unit.from_table(pq.read_table(self.path(key)))
+        """Load unit ``key`` (``FileNotFoundError`` if absent, :class:`CorruptUnitError` if damaged)."""
+        path = self.path(key)
+        try:
+            return Unit.from_table(pq.read_table(path))
+        except OSError as e:
+            if e.errno is not None:  # the file system's own error (missing, permission, I/O): not the unit's content
+                raise
+            raise CorruptUnitError(path, f"{type(e).__name__}: {e}") from e  # Arrow's unreadable-footer errors
+        except (ValueError, KeyError, TypeError, IndexError) as e:  # Arrow, JSON, the summary, the digest
+            raise CorruptUnitError(path, f"{type(e).__name__}: {e}") from e
+
+    def discard(self, error: CorruptUnitError) -> None:
+        """Delete a damaged unit, with a warning naming its file; the next sweep computes it again."""
+        warnings.warn(f"{error}; deleting it and computing the unit again", stacklevel=2)
+        error.path.unlink(missing_ok=True)
 
     def write(self, unit: Unit) -> Path:
         """Write ``unit`` atomically (temporary file, fsync, :func:`os.replace`); returns its path."""

@@ -24,6 +24,12 @@ min_k (f_k + k)``, ``f_k`` being the first changed frame of codebook ``k`` (in t
 >= f``; the step ``P`` itself must be recomputed because it scores a changed target). Conditions of equal length are
 batched with the smallest ``P`` of the batch, which is exact for every member (it only recomputes more).
 
+Memory. The decoder runs over at most ``chunk`` input steps per call, appending each chunk's keys and values to the
+cache before the next: the attention mask of a call is ``chunk × (cached + chunk)`` and its logits ``chunk × V`` per
+sequence, so peak memory grows linearly with the clip length (one dense mask over the whole suffix and the whole clip
+grew with its square: a 10-minute clip needed tens of GB). Chunking is exact up to float rounding: a step attends to
+the same keys either way.
+
 Only the null condition (no text prompt: no cross-attention, see :mod:`cae.models.hf`) is handled here; a text
 prompt goes through the adapter's full forward.
 """
@@ -112,13 +118,14 @@ class PrefixScorer:
     Args:
         model: a :class:`~cae.models.hf.HFMusicGen` (see :func:`supports_prefix_reuse`).
         clean_codes: LongTensor ``[K, F]``.
+        chunk: input steps per decoder call (bounds the memory of one call; see the module docstring).
 
     Attributes:
         clean_nll: float32 ``[K, F]`` on the CPU, equal to ``model.token_nll(clean_codes)``.
         stats: :class:`PrefixStats`.
     """
 
-    def __init__(self, model: MusicLM, clean_codes: Codes):
+    def __init__(self, model: MusicLM, clean_codes: Codes, chunk: int = 512):
         if not supports_prefix_reuse(model):
             raise TypeError(f"{model!r} does not support prefix reuse")
         from transformers import DynamicCache
@@ -129,15 +136,17 @@ class PrefixScorer:
         self.clean_codes, _ = model._as_batch(clean_codes)
         self.clean_codes = self.clean_codes[0]
         self.clean_inputs = self._layout(self.clean_codes[None])[0]  # [K, S]
+        if int(chunk) < 1:
+            raise ValueError(f"chunk must be at least 1 step, got {chunk}")
+        self.chunk = int(chunk)
         self.stats = PrefixStats()
         cache = DynamicCache()
+        steps = token_steps(self.alignment, *self.clean_codes.shape)
         with torch.inference_mode():
-            logits = self._forward(self.clean_inputs[None], cache)  # [1, K, S, V]
+            self.clean_nll = self._run(self.clean_inputs[None], cache, self.clean_codes[None], steps, 0, None)[0]
         self.stats.clean_steps += self.clean_inputs.shape[1]
         #: per layer (keys, values), each ``[1, heads, S, head_dim]`` on the model's device
         self._kv = [(layer.keys, layer.values) for layer in cache.layers]
-        steps = token_steps(self.alignment, *self.clean_codes.shape)
-        self.clean_nll = self._gather(logits, self.clean_codes[None], steps, 0)[0]
 
     # ---- internals ------------------------------------------------------------------------------------------------
     def _layout(self, codes: torch.Tensor) -> torch.Tensor:
@@ -149,43 +158,56 @@ class PrefixScorer:
     def _forward(self, inputs: torch.Tensor, cache: object) -> torch.Tensor:
         """Decoder logits ``[B, K, q, V]`` for input steps ``[B, K, q]`` after the steps held in ``cache``."""
         b, k, q = inputs.shape
-        out = self.model.decoder(input_ids=inputs.reshape(b * k, q).to(self.model.device), past_key_values=cache,
+        out = self.model.decoder(input_ids=inputs.reshape(b * k, q).to(self.model.device), cache=cache,
                                  use_cache=True)
         self.stats.forward_calls += 1
         return out.logits.reshape(b, k, q, -1)
 
-    def _prefix_cache(self, length: int, batch: int) -> object | None:
+    def _run(self, inputs: torch.Tensor, cache: object, codes: torch.Tensor, steps: torch.Tensor, start: int,
+             clean: torch.Tensor | None) -> torch.Tensor:
+        """NLL ``[B, K, F]`` of ``codes`` with the decoder run over input steps ``start..`` (``inputs`` ``[B, K,
+        S - start]``) in chunks of :attr:`chunk` steps on top of ``cache`` (which holds steps ``0..start-1`` and
+        grows); tokens scored before ``start`` take ``clean``."""
+        b, k_count, f = codes.shape
+        out = torch.full((b, k_count, f), float("nan"), dtype=torch.float32)
+        before = (steps < start) & (steps >= 0)
+        if bool(before.any()):
+            common = min(f, 0 if clean is None else clean.shape[1])
+            if clean is None or bool(before[:, common:].any()):
+                raise RuntimeError("internal error: tokens before the computed steps need the clean NLL")
+            mask = before[:, :common]
+            out[:, :, :common][:, mask] = clean[:, :common][mask]
+        for lo in range(0, inputs.shape[-1], self.chunk):
+            logits = self._forward(inputs[:, :, lo : lo + self.chunk], cache)  # [B, K, q, V]
+            self._fill(out, logits, codes, steps, start + lo)
+            del logits
+        return out
+
+    def _prefix_cache(self, length: int, batch: int) -> object:
         """A fresh cache holding the clean keys/values of steps ``0..length-1``, repeated ``batch`` times."""
-        if length <= 0:
-            return None
         cache = self._cache_class()
+        if length <= 0:
+            return cache
         for i, (keys, values) in enumerate(self._kv):
             cache.update(keys[:, :, :length].expand(batch, -1, -1, -1), values[:, :, :length].expand(batch, -1, -1, -1), i)
         return cache
 
-    def _gather(self, logits: torch.Tensor, codes: torch.Tensor, steps: torch.Tensor, start: int,
-                clean: torch.Tensor | None = None) -> torch.Tensor:
-        """NLL ``[B, K, F]`` (float32, CPU) of ``codes`` from ``logits`` ``[B, K, q, V]`` covering steps ``start..``;
-        tokens scored before ``start`` take ``clean`` (``[K, F]``), frame-0 tokens of the paper alignment NaN."""
-        b, k_count, f = codes.shape
-        out = torch.full((b, k_count, f), float("nan"), dtype=torch.float32)
-        for k in range(k_count):
-            idx = steps[k] - start
-            new = idx >= 0
-            old = ((~new) & (steps[k] >= 0)).nonzero()[:, 0]
-            if old.numel():
-                if clean is None:
-                    raise RuntimeError("internal error: tokens before the computed steps need the clean NLL")
-                out[:, k, old] = clean[k, old]
-            if bool(new.any()):
-                sel = new.nonzero()[:, 0]
-                lo, hi = int(idx[sel[0]]), int(idx[sel[-1]]) + 1
-                if hi - lo == sel.numel():  # steps are consecutive (both alignments): a view, no copy
-                    lg = logits[:, k, lo:hi]
-                else:
-                    lg = logits[:, k, idx[sel].to(logits.device)]  # [B, n, V]
-                out[:, k, sel] = nll_from_logits(lg, codes[:, k, sel].to(logits.device)).float().cpu()
-        return out
+    @staticmethod
+    def _fill(out: torch.Tensor, logits: torch.Tensor, codes: torch.Tensor, steps: torch.Tensor, first: int) -> None:
+        """Write into ``out`` ``[B, K, F]`` the NLL of the tokens scored by ``logits`` ``[B, K, q, V]``, which cover
+        sequence steps ``first..first+q-1``."""
+        q = logits.shape[2]
+        for k in range(codes.shape[1]):
+            idx = steps[k] - first
+            sel = ((idx >= 0) & (idx < q)).nonzero()[:, 0]
+            if not sel.numel():
+                continue
+            lo, hi = int(idx[sel[0]]), int(idx[sel[-1]]) + 1
+            if hi - lo == sel.numel():  # steps are consecutive (both alignments): a view, no copy
+                lg = logits[:, k, lo:hi]
+            else:
+                lg = logits[:, k, idx[sel].to(logits.device)]  # [B, n, V]
+            out[:, k, sel] = nll_from_logits(lg, codes[:, k, sel].to(logits.device)).float().cpu()
 
     # ---- public ---------------------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -208,7 +230,7 @@ class PrefixScorer:
             steps = token_steps(self.alignment, *c.shape)
             p = reuse_bound(self.clean_inputs, inputs, self.clean_codes, c, steps)
             if p >= inputs.shape[1]:  # nothing differs before the end: the clean NLL, token for token
-                out[i] = self._gather(torch.empty(1, c.shape[0], 0, 1), c[None], steps, p, self.clean_nll)[0]
+                out[i] = self._run(inputs[None, :, p:], None, c[None], steps, p, self.clean_nll)[0]
                 self.stats.copied_conditions += 1
                 continue
             pending.setdefault(inputs.shape[1], []).append((i, p, inputs, steps))
@@ -217,13 +239,12 @@ class PrefixScorer:
                 chunk = group[lo : lo + size]
                 start = min(p for _, p, _, _ in chunk)
                 batch = torch.stack([inputs[:, start:] for _, _, inputs, _ in chunk])  # [B, K, S' - start]
-                logits = self._forward(batch, self._prefix_cache(start, len(chunk)))
-                self.stats.suffix_steps += len(chunk) * (seq_len - start)
                 frames = torch.stack([items[i] for i, _, _, _ in chunk])
-                nll = self._gather(logits, frames, chunk[0][3], start, self.clean_nll)
+                nll = self._run(batch, self._prefix_cache(start, len(chunk)), frames, chunk[0][3], start,
+                                self.clean_nll)
+                self.stats.suffix_steps += len(chunk) * (seq_len - start)
                 for j, (i, _, _, _) in enumerate(chunk):
                     out[i] = nll[j]
-                del logits
         missing = [i for i, o in enumerate(out) if o is None]
         if missing:
             raise RuntimeError(f"internal error: conditions {missing} were not scored")

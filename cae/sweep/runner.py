@@ -2,7 +2,8 @@
 
 Plan. For every model and clip the runner computes the unit keys (:func:`cae.sweep.cache.unit_key`) of the clean
 condition and of every perturbation as applied to that clip (:func:`cae.score.for_clip`: a perturbation with a
-``seed`` field gets ``seed + clip_index``). A (model, clip) pair whose units are all in the cache is done; every
+``seed`` field gets ``seed + offset``, the offset derived from the clip's content or, under the authors' protocol, its
+position in the list; :func:`cae.score.seed_offset`). A (model, clip) pair whose units are all in the cache is done; every
 other pair becomes one task. Planning reads file hashes and unit files only; no model is called.
 
 Task. A task loads the clip, runs :class:`~cae.sweep.engine.ClipEngine` (clean pass once), then goes through the
@@ -37,11 +38,12 @@ import numpy as np
 import pandas as pd
 
 from cae.analysis import clip_loss, mask_summary, token_mask
+from cae.checks import clip_warnings, perturbation_warning
 from cae.errors import AudioError
 from cae.models.base import MusicLM, load_model
 from cae.provenance import file_sha256, versions
-from cae.score import CLEAN, Perturbation, ScoreTables, condition_arrays, condition_label, for_clip
-from cae.sweep.cache import Unit, UnitCache, default_root, key_document, unit_key
+from cae.score import CLEAN, Perturbation, ScoreTables, condition_arrays, condition_label, for_clip, seed_offset
+from cae.sweep.cache import CorruptUnitError, Unit, UnitCache, default_root, key_document, unit_key
 from cae.sweep.engine import DATA_ERRORS, ClipEngine, EngineOptions, Scored
 
 __all__ = ["ClipTask", "SweepStats", "SweepTables", "run_sweep"]
@@ -132,23 +134,25 @@ def _message(e: BaseException) -> str:
     return f"{type(e).__name__}: {problem}"
 
 
-def _clean_unit(task: ClipTask, engine: ClipEngine, duration_s: float) -> Unit:
+def _clean_unit(task: ClipTask, engine: ClipEngine, duration_s: float, warning: str | None = None) -> Unit:
     nll = engine.clean_nll
     clean, ch = condition_arrays(nll, nll, None)
     return Unit(
         key=task.clean_key,
         summary={"condition": CLEAN, "perturbation": None, "seed": None, "loss": clip_loss(nll), "delta_loss": 0.0,
-                 "n_frames": int(engine.clean_codes.shape[1]), "error": None, "clip_sha256": task.audio_sha256,
-                 "duration_s": duration_s, "versions": _stored_versions(), "key_document": task.key_docs.get(task.clean_key)},
+                 "n_frames": int(engine.clean_codes.shape[1]), "error": None, "warning": warning,
+                 "clip_sha256": task.audio_sha256, "duration_s": duration_s, "versions": _stored_versions(),
+                 "key_document": task.key_docs.get(task.clean_key)},
         codes=engine.clean_codes.numpy(), nll=nll.numpy(), nll_clean=clean, changed=ch,
     )
 
 
-def _condition_unit(task: ClipTask, j: int, engine: ClipEngine, scored: Scored, duration_s: float) -> Unit:
+def _condition_unit(task: ClipTask, j: int, engine: ClipEngine, scored: Scored, duration_s: float,
+                    warning: str | None = None) -> Unit:
     p = task.perturbations[j]
     key = task.keys[j]
     summary: dict[str, Any] = {"condition": condition_label(p), "perturbation": json.dumps(p.to_dict(), sort_keys=True),
-                               "seed": getattr(p, "seed", None), "clip_sha256": task.audio_sha256,
+                               "seed": getattr(p, "seed", None), "warning": warning, "clip_sha256": task.audio_sha256,
                                "duration_s": duration_s, "versions": _stored_versions(),
                                "key_document": task.key_docs.get(key)}
     if scored.error is not None or scored.nll is None or scored.codes is None:
@@ -207,7 +211,7 @@ def run_clip_task(task: ClipTask, model: MusicLM, cache: UnitCache, *, prompt: s
     except Exception as e:  # noqa: BLE001 - an unexpected failure of one clip must not stop the sweep
         return clip_error(_unexpected(e), cacheable=False)
     duration = len(wav) / model.sample_rate
-    emit(_clean_unit(task, engine, duration))
+    emit(_clean_unit(task, engine, duration, clip_warnings(task.clip, wav, model, int(engine.clean_codes.shape[1]))))
     size = engine.batch_size
     for lo in range(0, len(task.keys), size):
         batch = range(lo, min(lo + size, len(task.keys)))
@@ -230,7 +234,8 @@ def run_clip_task(task: ClipTask, model: MusicLM, cache: UnitCache, *, prompt: s
                 emit(unit)
             continue
         for j, sc in zip(batch, scored):
-            emit(_condition_unit(task, j, engine, Scored(error=errors[j]) if j in errors else sc, duration))
+            note = perturbation_warning(task.perturbations[j], wav, model.sample_rate)
+            emit(_condition_unit(task, j, engine, Scored(error=errors[j]) if j in errors else sc, duration, note))
     return result
 
 
@@ -386,12 +391,65 @@ def _token_frame(clip: str, condition: str, unit: Unit, model_id: str, codes: bo
     })
 
 
+def _plan(clip_paths: Sequence[str], perts: Sequence[Perturbation], infos: Sequence[Mapping[str, Any]],
+          shas: Mapping[str, str | BaseException], cache: UnitCache, seeding: str
+          ) -> tuple[list[_ClipPlan], list[ClipTask], SweepStats]:
+    """Unit keys of every (model, clip, condition); what is cached; one task per (model, clip) with work left."""
+    stats = SweepStats()
+    plans: list[_ClipPlan] = []
+    for mi, info in enumerate(infos):
+        for ci, clip in enumerate(clip_paths):
+            sha = shas[clip]
+            plan = _ClipPlan(mi, clip, ci)
+            plans.append(plan)
+            if isinstance(sha, BaseException):
+                plan.error = _message(sha)
+                stats.errors += 1
+                continue
+            offset = seed_offset(seeding, ci, sha)
+            seeded = tuple(for_clip(p, offset) for p in perts)
+            docs = {unit_key(sha, None, info): key_document(sha, None, info)}
+            clean_key = next(iter(docs))
+            keys = []
+            for p in seeded:
+                spec = p.to_dict()
+                k = unit_key(sha, spec, info)
+                docs[k] = key_document(sha, spec, info)
+                keys.append(k)
+            present = {k for k in docs if cache.has(k)}
+            clean_unusable = False
+            if clean_key in present:
+                try:
+                    clean_unusable = cache.read(clean_key).error is not None
+                except CorruptUnitError as e:
+                    cache.discard(e)
+                    present.discard(clean_key)
+            missing = frozenset(docs) - present
+            n_units = len(docs)
+            if clean_unusable:
+                missing, n_units = frozenset(), 1  # the clip itself is unusable: its conditions are never computed
+            stats.units += n_units
+            stats.cached += n_units - len(missing)
+            plan.task = ClipTask(mi, clip, ci, sha, seeded, clean_key, tuple(keys), missing, docs)
+    tasks = [p.task for p in plans if p.task is not None and p.task.missing]
+    stats.tasks = len(tasks)
+    return plans, tasks, stats
+
+
 def _assemble(plans: Sequence[_ClipPlan], infos: Sequence[Mapping[str, Any]], cache: UnitCache,
               uncached: Mapping[str, Unit], codes: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows in :func:`cae.score.score_clips`' order and layout: per model, per clip, clean then each condition."""
 
+    damaged: list[CorruptUnitError] = []
+
     def get(key: str) -> Unit:
-        return uncached[key] if key in uncached else cache.read(key)
+        if key in uncached:
+            return uncached[key]
+        try:
+            return cache.read(key)
+        except CorruptUnitError as e:
+            damaged.append(e)
+            return Unit(key=key, summary={"condition": "?", "perturbation": None, "seed": None, "error": str(e)})
 
     frames: list[pd.DataFrame] = []
     rows: list[dict[str, Any]] = []
@@ -410,7 +468,7 @@ def _assemble(plans: Sequence[_ClipPlan], infos: Sequence[Mapping[str, Any]], ca
         s = clean.summary
         clip_base = {**base, **vers, "clip_sha256": s["clip_sha256"], "duration_s": s["duration_s"]}
         rows.append({**clip_base, "condition": CLEAN, "perturbation": None, "loss": s["loss"], "delta_loss": 0.0,
-                     "n_frames": s["n_frames"], "error": None})
+                     "n_frames": s["n_frames"], "error": None, "warning": s.get("warning")})
         frames.append(_token_frame(plan.clip, CLEAN, clean, info["model_id"], codes))
         for key in task.keys:
             unit = get(key)
@@ -423,7 +481,8 @@ def _assemble(plans: Sequence[_ClipPlan], infos: Sequence[Mapping[str, Any]], ca
             rows.append({**row_base, "condition": u["condition"], "perturbation": u["perturbation"], "seed": u["seed"],
                          "loss": u["loss"], "delta_loss": u["delta_loss"], "n_frames": u["n_frames"],
                          "first_changed": u["first_changed"], "last_changed": u["last_changed"],
-                         "n_changed_tokens": u["n_changed_tokens"], "error": None})
+                         "n_changed_tokens": u["n_changed_tokens"], "error": None,
+                         "warning": "; ".join(w for w in (s.get("warning"), u.get("warning")) if w) or None})
             frames.append(_token_frame(plan.clip, u["condition"], unit, info["model_id"], codes))
     if frames:
         tokens = pd.concat(frames, ignore_index=True)
@@ -431,11 +490,20 @@ def _assemble(plans: Sequence[_ClipPlan], infos: Sequence[Mapping[str, Any]], ca
         empty = Unit(key="", summary={}, codes=np.zeros((0, 0)), nll=np.zeros((0, 0), np.float32),
                      nll_clean=np.zeros((0, 0), np.float32), changed=np.zeros((0, 0), bool))
         tokens = _token_frame("", "", empty, "", codes)
+    if damaged:
+        raise _DamagedUnits(damaged)
     summary = pd.DataFrame(rows)
-    for col in ("error", "perturbation", "seed", "first_changed", "last_changed"):
+    for col in ("error", "warning", "perturbation", "seed", "loss", "delta_loss", "n_frames", "first_changed",
+                "last_changed", "n_changed_tokens"):
         if col not in summary:
             summary[col] = None
     return tokens, summary
+
+
+class _DamagedUnits(Exception):
+    def __init__(self, errors: list[CorruptUnitError]):
+        super().__init__(f"{len(errors)} damaged cache unit(s)")
+        self.errors = errors
 
 
 # ---- entry point ---------------------------------------------------------------------------------------------------
@@ -451,13 +519,14 @@ def run_sweep(
     options: EngineOptions | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
     codes: bool = False,
+    seeding: str = "content",
 ) -> SweepTables:
     """Score every clip, clean and under every perturbation, with every model; cached, resumable, batched.
 
     Args:
         clips: audio files (anything :func:`cae.audio.load` reads).
-        perturbations: perturbation objects (:mod:`cae.perturb`); seeded per clip as in
-            :func:`cae.score.score_clips` (``seed + clip_index``).
+        perturbations: perturbation objects (:mod:`cae.perturb`); a ``seed`` field is offset per clip
+            (:func:`cae.score.seed_offset`).
         models: one model or a list; each a loaded :class:`~cae.models.base.MusicLM` or a name for
             :func:`cae.load_model` (loaded once per process).
         prompt: text condition (``None``: the null condition).
@@ -467,6 +536,8 @@ def run_sweep(
         options: :class:`~cae.sweep.engine.EngineOptions` (batch size, reuse switches).
         model_kwargs: keyword arguments for :func:`cae.load_model` when models are given by name.
         codes: add the token itself (``code``, int32) to the tokens table.
+        seeding: ``"content"`` (a clip's noise seed derives from its bytes: the same clip gets the same noise in any
+            list, order or machine) or ``"index"`` (the authors' ``seed + position in the list``).
 
     Returns:
         :class:`SweepTables`: ``tokens`` and ``summary`` laid out as :func:`cae.score.score_clips`' tables
@@ -489,55 +560,41 @@ def run_sweep(
             shas[clip] = file_sha256(clip)
         except OSError as e:
             shas[clip] = AudioError(clip, f"cannot read file: {e.strerror or e}")
-    stats = SweepStats()
-    plans: list[_ClipPlan] = []
-    for mi, info in enumerate(infos):
-        for ci, clip in enumerate(clip_paths):
-            sha = shas[clip]
-            plan = _ClipPlan(mi, clip, ci)
-            plans.append(plan)
-            if isinstance(sha, BaseException):
-                plan.error = _message(sha)
-                stats.errors += 1
-                continue
-            seeded = tuple(for_clip(p, ci) for p in perts)
-            docs = {unit_key(sha, None, info): key_document(sha, None, info)}
-            clean_key = next(iter(docs))
-            keys = []
-            for p in seeded:
-                spec = p.to_dict()
-                k = unit_key(sha, spec, info)
-                docs[k] = key_document(sha, spec, info)
-                keys.append(k)
-            present = {k for k in docs if cache.has(k)}
-            missing = frozenset(docs) - present
-            n_units = len(docs)
-            if clean_key in present and cache.read(clean_key).error is not None:
-                missing, n_units = frozenset(), 1  # the clip itself is unusable: its conditions are never computed
-            stats.units += n_units
-            stats.cached += n_units - len(missing)
-            plan.task = ClipTask(mi, clip, ci, sha, seeded, clean_key, tuple(keys), missing, docs)
-    tasks = [p.task for p in plans if p.task is not None and p.task.missing]
-    stats.tasks = len(tasks)
+    first: SweepStats | None = None
+    computed = 0
+    for _attempt in range(3):  # a damaged unit found while assembling is deleted and computed again
+        plans, tasks, stats = _plan(clip_paths, perts, infos, shas, cache, seeding)
+        first = first or stats
+        uncached: dict[str, Unit] = {}
+        bar = tqdm(total=stats.units, initial=stats.cached, disable=not progress, unit="unit", desc="sweep")
 
-    uncached: dict[str, Unit] = {}
-    bar = tqdm(total=stats.units, initial=stats.cached, disable=not progress, unit="unit", desc="sweep")
+        def on_unit(unit: Unit) -> None:
+            bar.update(1)
 
-    def on_unit(unit: Unit) -> None:
-        bar.update(1)
+        def on_task(task: ClipTask, res: TaskResult) -> None:
+            stats.computed += len(res.written)
+            for u in res.uncached:
+                uncached[u.key] = u
+            reported = len(res.written) + len(res.uncached) if isinstance(backend, _Serial) else 0
+            bar.update(max(0, len(task.missing) - reported))  # units never computed (unusable clip) count as done
 
-    def on_task(task: ClipTask, res: TaskResult) -> None:
-        stats.computed += len(res.written)
-        for u in res.uncached:
-            uncached[u.key] = u
-        reported = len(res.written) + len(res.uncached) if isinstance(backend, _Serial) else 0
-        bar.update(max(0, len(task.missing) - reported))  # units never computed (unusable clip) count as done
-
-    try:
-        backend.run(tasks, model_list, cache, prompt, options, on_unit, on_task)
-    finally:
-        bar.close()
-    tokens, summary = _assemble(plans, infos, cache, uncached, codes)
+        try:
+            backend.run(tasks, model_list, cache, prompt, options, on_unit, on_task)
+        finally:
+            bar.close()
+        try:
+            tokens, summary = _assemble(plans, infos, cache, uncached, codes)
+            break
+        except _DamagedUnits as damaged:
+            for error in damaged.errors:
+                cache.discard(error)
+            first.cached -= len(damaged.errors)
+        finally:
+            computed += stats.computed
+    else:
+        raise RuntimeError(f"cache units under {cache.root} keep failing their integrity check; is the disk failing?")
+    stats = first or stats  # what was cached before this call; units recomputed on a retry count as computed
+    stats.computed = computed
     if "error" in summary:
         stats.errors = int(summary["error"].notna().sum())
     return SweepTables(tokens=tokens, summary=summary, stats=stats)
