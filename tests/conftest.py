@@ -37,3 +37,16 @@ def ac_codec():
 def codes():
     g = torch.Generator().manual_seed(123)
     return torch.randint(0, 64, (3, 4, 17), generator=g)
+
+
+def damage(path, how: str) -> None:
+    """Damage a file the way disks and interrupted copies do: ``"corrupt"`` flips one bit in its middle,
+    ``"missing"`` deletes it."""
+    if how == "corrupt":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    elif how == "missing":
+        path.unlink()
+    else:
+        raise ValueError(how)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import damage as damage_file
 import torch
 
 from cae.errors import ModelError
@@ -165,13 +166,7 @@ def test_damaged_codec_is_a_clear_error(tmp_path, damage):
     torch.manual_seed(0)
     folder = tmp_path / "codec"
     sha = save_codec(EncodecModel(encodec_config(CodecConfig(**TINY))), folder)
-    target = folder / "model.safetensors"
-    if damage == "corrupt":
-        data = bytearray(target.read_bytes())
-        data[len(data) // 2] ^= 0x01
-        target.write_bytes(bytes(data))
-    else:
-        target.unlink()
+    damage_file(folder / "model.safetensors", damage)
     with pytest.raises(ModelError, match="corrupted" if damage == "corrupt" else "missing") as err:
         load_codec(folder, sha)
     assert "model.safetensors" in str(err.value) and "make reference-codec" in str(err.value)

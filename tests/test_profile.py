@@ -12,6 +12,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import damage as damage_file
 import soundfile as sf
 import torch
 
@@ -240,8 +241,11 @@ def test_profile_table_matches_a_direct_computation(tmp_path, reference):
     protocol = Protocol(lengths=(10,), onsets=(150,))
     res = profile_clips([path], reference, protocol=protocol, cache_dir=tmp_path / "cache")
     assert res.errors.empty and len(res.table) == 5
-    (noise,) = protocol.perturbations()  # clip index 0: the seed is not advanced
-    y = noise.apply(wav, 32000)
+    from cae.provenance import file_sha256
+    from cae.score import for_clip, seed_offset
+
+    (noise,) = protocol.perturbations()  # the sweep advances the seed by an offset from the clip's content
+    y = for_clip(noise, seed_offset("content", 0, file_sha256(path))).apply(wav, 32000)
     codes_c, codes_p = reference.encode(wav, 32000), reference.encode(y, 32000)
     nll_c, nll_p = reference.token_nll(codes_c).numpy(), reference.token_nll(codes_p).numpy()
     mask = (codes_c != codes_p).numpy()
@@ -353,13 +357,7 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path, damage):
 
     copy = tmp_path / "checkpoints"
     shutil.copytree(checkpoints_dir(), copy)
-    target = copy / "step00100.safetensors"
-    if damage == "corrupt":
-        data = bytearray(target.read_bytes())
-        data[len(data) // 2] ^= 0x01
-        target.write_bytes(bytes(data))
-    else:
-        target.unlink()
+    damage_file(copy / "step00100.safetensors", damage)
     with pytest.raises(ModelError, match="corrupted" if damage == "corrupt" else "missing") as err:
         load_checkpoint(100, checkpoints_dir=copy, device="cpu")
     assert "step00100.safetensors" in str(err.value)

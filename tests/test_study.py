@@ -126,7 +126,8 @@ def test_clip_deltas_equal_direct_scoring(model, clips, results):
                 clean, pert, _, _ = independent(model, path, p, i)
                 row = d[(d["clip"] == str(path)) & (d["length"] == p.span.length)]
                 assert len(row) == 1
-                assert row["kind"].item() == kind and row["seed"].item() == 42 + i
+                offset = seed_offset("content", i, file_sha256(path))  # the corrected protocol's seeding
+                assert row["kind"].item() == kind and row["seed"].item() == 42 + offset
                 assert row["delta"].item() == pytest.approx(float(pert.mean() - clean.mean()), abs=1e-5)
                 assert row["loss_clean"].item() == pytest.approx(float(clean.mean()), abs=1e-5)
 

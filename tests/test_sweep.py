@@ -525,3 +525,13 @@ def test_suspicious_inputs_are_scored_with_a_warning_on_the_row(model: HFMusicGe
     noisy = s[s["condition"] != "clean"].set_index("name")["warning"]
     assert "noise RMS is +3.0 dBFS, above full scale" in noisy["ok"]
     assert s["error"].isna().all()  # flagged, not refused
+
+
+def test_summary_keeps_its_columns_when_every_condition_fails(model: HFMusicGen, tmp_path: Path) -> None:
+    sf.write(tmp_path / "short.wav", _audio(3, 0.5), SR, subtype="FLOAT")  # 25 frames: every span below is beyond
+    out = run_sweep([str(tmp_path / "short.wav")], [Noise(Span(50, 8), level_db=-20.0, seed=1)], model,
+                    cache_dir=tmp_path / "c", progress=False)
+    s = out.summary
+    assert s.loc[s["condition"] != "clean", "error"].notna().all()
+    for col in ("n_changed_tokens", "delta_loss", "first_changed", "last_changed", "warning", "loss"):
+        assert col in s.columns, col

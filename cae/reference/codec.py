@@ -48,6 +48,7 @@ from torch import nn
 
 from cae.errors import ModelError
 from cae.provenance import file_sha256
+from cae.reference.resume import load_state, save_state
 
 __all__ = [
     "CodecConfig",
@@ -346,7 +347,8 @@ def load_codec(folder: str | Path, sha256: dict[str, str] | None = None) -> Any:
                     f"{path} is corrupted: SHA-256 {got[:12]}… does not match {want[:12]}… recorded for it; "
                     "rebuild with `make reference-codec` or reinstall cae"
                 )
-    return EncodecModel.from_pretrained(folder, dtype=torch.float32).eval()
+    with torch.random.fork_rng(devices=[]):  # building the model draws initial weights: leave the caller's RNG alone
+        return EncodecModel.from_pretrained(folder, dtype=torch.float32).eval()
 
 
 # ---- training -------------------------------------------------------------------------------------------------------
@@ -385,21 +387,15 @@ def train_codec(cfg: CodecConfig, pieces: list[np.ndarray], work: Path, *, heldo
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
     rng = np.random.default_rng(cfg.seed)
-    curve: list[dict[str, float]] = []
-    start, seconds = 0, 0.0
     ckpt = _checkpoint_path(work)
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
-        if state["config"] != asdict(cfg) or state.get("tag", tag) != tag:
-            raise ModelError(f"{ckpt} was written by another configuration or on other data; delete it to start "
-                             "afresh")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        start, curve, seconds = state["step"], state["curve"], state["seconds"]
+    try:
+        state = load_state(ckpt, config=asdict(cfg), tag=tag, model=model, optimizer=opt, rng=rng) or {}
+    except ValueError as e:
+        raise ModelError(str(e)) from None
+    start, seconds = int(state.get("step", 0)), float(state.get("seconds", 0.0))
+    curve: list[dict[str, float]] = list(state.get("curve", []))
+    running: dict[str, float] = dict(state.get("running", {}))
     frames_per_step = cfg.batch_size * cfg.segment // 640
-    running: dict[str, float] = dict(state.get("running", {})) if start else {}
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="codec", unit="step")
     t0 = time.time()
     for step in bar:
@@ -437,11 +433,8 @@ def train_codec(cfg: CodecConfig, pieces: list[np.ndarray], work: Path, *, heldo
             model.train()
             curve.append(point)
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            state = {"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                     "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": done,
-                     "curve": curve, "seconds": seconds + time.time() - t0, "running": running, "tag": tag}
-            torch.save(state, ckpt.with_suffix(".tmp"))
-            ckpt.with_suffix(".tmp").replace(ckpt)
+            save_state(ckpt, config=asdict(cfg), tag=tag, model=model, optimizer=opt, rng=rng, step=done,
+                       curve=curve, seconds=seconds + time.time() - t0, running=running)
     model.eval()
     return model, curve
 

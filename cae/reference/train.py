@@ -31,6 +31,7 @@ import torch
 
 from cae.models.layout import delay_inputs, gather_delay_nll
 from cae.provenance import file_sha256
+from cae.reference.resume import load_state, save_state
 from cae.reference.model import DECODER_FILE, decoder_from_config, decoder_state, save_reference
 
 
@@ -161,19 +162,10 @@ def fit_decoder(
     special = int(decoder.config.vocab_size)
     decoder.train()
     opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
-    curve: list[dict[str, float]] = []
-    start, minutes = 0, 0.0
-    running: float | None = None
-    if resume is not None and resume.is_file():
-        state = torch.load(resume, weights_only=False)
-        if state["config"] != asdict(cfg) or state.get("tag") != resume_tag:
-            raise ValueError(f"{resume} was written by another configuration or on other tokens; delete it to start "
-                             "afresh")
-        decoder.load_state_dict(state["decoder"])
-        opt.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        start, curve, running, minutes = state["step"], state["curve"], state["running"], state["minutes"]
+    state = load_state(resume, config=asdict(cfg), tag=resume_tag, model=decoder, optimizer=opt, rng=rng) or {}
+    start, minutes = int(state.get("step", 0)), float(state.get("minutes", 0.0))
+    curve: list[dict[str, float]] = list(state.get("curve", []))
+    running: float | None = state.get("running")
     t0 = time.time()
     last = min(cfg.stop_at or cfg.steps, cfg.steps)
     bar = tqdm(range(start, last), initial=start, total=last, disable=not progress, desc="training", unit="step")
@@ -204,12 +196,8 @@ def fit_decoder(
         if on_checkpoint is not None and done in cfg.checkpoint_steps and done != last:  # the last is the result
             on_checkpoint(done, heldout)
         if resume is not None and (done % cfg.resume_every == 0 or done == last):
-            state = {"config": asdict(cfg), "decoder": decoder.state_dict(), "optimizer": opt.state_dict(),
-                     "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": done,
-                     "curve": curve, "running": running, "minutes": minutes + (time.time() - t0) / 60,
-                     "tag": resume_tag}
-            torch.save(state, resume.with_suffix(".tmp"))
-            resume.with_suffix(".tmp").replace(resume)
+            save_state(resume, config=asdict(cfg), tag=resume_tag, model=decoder, optimizer=opt, rng=rng, step=done,
+                       curve=curve, running=running, minutes=minutes + (time.time() - t0) / 60)
     decoder.eval()
     return curve
 
