@@ -83,7 +83,7 @@ def _perturbations_from(values: list[str]) -> list[Any]:
     return out
 
 
-def _table_path(out: str, command: str) -> Path:
+def _table_path(out: str) -> Path:
     """The ``--out`` path, refused unless it ends in ``.parquet`` or ``.csv``."""
     path = Path(out)
     if path.suffix.lower() not in (".parquet", ".csv"):
@@ -235,7 +235,7 @@ def _profile(args: argparse.Namespace) -> int:
     from cae.models import load_model
     from cae.profile import DEFAULT_SCORE_FEATURE, FEATURES, Protocol, clip_scores, profile_clips
 
-    out = _table_path(args.out, "profile")
+    out = _table_path(args.out)
     scores_path = out.with_name(f"{out.stem}.scores{out.suffix}")
     feature = args.feature or DEFAULT_SCORE_FEATURE
     if feature not in FEATURES:
@@ -306,7 +306,7 @@ def _score(args: argparse.Namespace) -> int:
     from cae.models import load_model
     from cae.sweep import run_sweep
 
-    out = _table_path(args.out, "score")
+    out = _table_path(args.out)
     summary_out = out.with_name(f"{out.stem}.summary{out.suffix}")
     _check_writable(out, summary_out)
     _check_device(args.device)

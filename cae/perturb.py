@@ -575,7 +575,7 @@ class Noise(Perturbation):
         x = _check_wave(wave).astype(np.float64)
         try:
             start, stop = self.span.to_samples(_check_sample_rate(sample_rate), x.size)
-            unit = self.noise(stop - start)
+            unit = self.noise(stop - start) if self.reference == "snr-lufs" else np.ones(1)  # only LUFS needs it
             gain = self._gain(x, unit, sample_rate)
         except (PerturbationError, AudioError, ValueError):
             return None

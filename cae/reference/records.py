@@ -17,7 +17,7 @@ import pandas as pd
 
 from cae.reference.model import FAMILIES, read_meta
 
-__all__ = ["codec_curve", "decoder_curves", "loss_table", "size_table"]
+__all__ = ["codec_curve", "decoder_curves", "loss_table"]
 
 
 def decoder_curves(families: Sequence[str] = tuple(FAMILIES)) -> pd.DataFrame:
@@ -48,16 +48,3 @@ def codec_curve(family: str = "reference") -> pd.DataFrame:
     logmel_l1, perplexity`` and the running training losses)."""
     meta = json.loads((FAMILIES[family] / "codec" / "training.json").read_text())
     return pd.DataFrame(meta["curve"])
-
-
-def size_table(families: Sequence[str] = tuple(FAMILIES)) -> pd.DataFrame:
-    """Shipped bytes per model and file group (decoder, codec, checkpoints): ``model, part, megabytes``."""
-    rows = []
-    for family in families:
-        folder = FAMILIES[family]
-        groups = {"decoder": [folder / "decoder.safetensors"],
-                  "codec": [p for p in (folder / "codec").glob("*") if p.is_file()] + list(folder.glob("*.npz")),
-                  "checkpoints": [p for p in (folder / "checkpoints").glob("*") if p.is_file()]}
-        for part, files in groups.items():
-            rows.append({"model": family, "part": part, "megabytes": sum(p.stat().st_size for p in files) / 1e6})
-    return pd.DataFrame(rows)
