@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.cae-installed
 
-.PHONY: setup system-packages browser-packages test test-fast book book-smoke book-check corpus reference-codec reference-model reference-mel bench clean
+.PHONY: setup system-packages browser-packages test test-fast book book-smoke book-check dryrun corpus reference-codec reference-model reference-mel bench clean
 
 setup: $(STAMP)
 
@@ -71,6 +71,13 @@ book: $(STAMP)
 # The same with the `smoke` parameters (seconds; synthetic clips).
 book-smoke: $(STAMP)
 	$(PY) -m cae.book build --set smoke
+
+# The paper set's code paths at the real MusicGen architectures with seeded random weights (`@random`, no
+# download): every notebook with the `dryrun` parameters into _build/dryrun/ (not the book). Its numbers mean
+# nothing about music; it proves the `paper` set runs (see the book's "Reproducing" page).
+dryrun: $(STAMP)
+	$(PY) -m cae.data.corpus
+	$(PY) -m cae.book build --set dryrun --out-dir _build/dryrun
 
 # Open every built page in headless Chromium with the network off: charts rendered, audio present, no console
 # error, no request leaving the machine.

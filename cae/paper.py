@@ -62,10 +62,14 @@ def model_key(model_id: str) -> str | None:
     """The paper checkpoint a model id refers to (``"facebook/musicgen-small"`` for ``"audiocraft:facebook/
     musicgen-small"`` or a local folder ending in ``musicgen-small``), or ``None``.
 
-    >>> model_key("audiocraft:facebook/musicgen-melody"), model_key("reference")
-    ('facebook/musicgen-melody', None)
+    An ``@random`` architecture maps to its checkpoint too, so that a dry run exercises the paper-comparison code.
+
+    >>> model_key("audiocraft:facebook/musicgen-melody"), model_key("facebook/musicgen-small@random")
+    ('facebook/musicgen-melody', 'facebook/musicgen-small')
+    >>> model_key("reference") is None
+    True
     """
-    tail = str(model_id).rstrip("/").split("/")[-1]
+    tail = str(model_id).removesuffix("@random").rstrip("/").split("/")[-1]
     for c in CHECKPOINTS:
         if c.split("/")[-1] == tail:
             return c

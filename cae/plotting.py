@@ -218,6 +218,29 @@ def box_chart(df: pd.DataFrame, *, x: str, y: str, color: str | None = None, col
     return chart
 
 
+def detection_chart(df: pd.DataFrame, *, x: str = "auroc", low: str = "auroc_low", high: str = "auroc_high",
+                    y: str = "perturbation", color: str = "score", x_title: str = "AUROC (0.5 = chance)",
+                    width: int = 420, height: int | None = None) -> Any:
+    """One dot per (perturbation, score) at its detection metric with its CI, a rule at chance (0.5): right of
+    the rule the score flags the perturbed version, left of it the score moves the wrong way."""
+    import altair as alt
+
+    d = df.copy()
+    h = height or 22 * d[y].nunique() + 40
+    enc_y = alt.Y(y, type="nominal", title=None, sort=list(dict.fromkeys(d[y])))
+    enc_c = alt.Color(color, type="nominal", sort=list(dict.fromkeys(d[color])))
+    off = alt.YOffset(color, type="nominal", sort=list(dict.fromkeys(d[color])))
+    tips = _tooltip(d, [y, color, x, low, high] + [c for c in ("accuracy", "n") if c in d])
+    scale = alt.Scale(domain=[0, 1])
+    bars = alt.Chart().mark_rule().encode(x=alt.X(low, type="quantitative", scale=scale, title=x_title),
+                                          x2=alt.X2(high), y=enc_y, yOffset=off, color=enc_c)
+    dots = alt.Chart().mark_point(filled=True, size=50).encode(
+        x=alt.X(x, type="quantitative", scale=scale), y=enc_y, yOffset=off, color=enc_c, tooltip=tips)
+    chance = alt.Chart().transform_aggregate(n="count()").mark_rule(color="gray", strokeDash=[3, 3]).encode(
+        x=alt.datum(0.5))
+    return alt.layer(chance, bars, dots, data=d).properties(width=width, height=h)
+
+
 def audio(wave: np.ndarray, sample_rate: int) -> Any:
     """An inline audio player (``<audio controls>`` with the clip embedded as 16-bit WAV)."""
     import soundfile as sf

@@ -153,7 +153,35 @@ def load_models(names: str | Sequence[str | MusicLM], *, protocol_name: str = "c
         if device is not None:
             kw["device"] = device
         out.append(load_model(n, **kw))
+    _note_random_weights(out)
     return out
+
+
+def random_weights_note(models: Sequence[MusicLM]) -> str | None:
+    """The warning a notebook shows when a model has seeded random weights (an ``@random`` architecture), or
+    ``None``."""
+    ids = [m.model_id for m in models if getattr(m, "random_weights", False)]
+    if not ids:
+        return None
+    return (f"**Random weights.** {', '.join(f'`{i}`' for i in ids)} "
+            f"{'is' if len(ids) == 1 else 'are'} the published architecture with seeded random weights (a dry run: "
+            "no checkpoint was downloaded). Every number and chart below exercises the code at the real size, but "
+            "**means nothing about music**.")
+
+
+def _note_random_weights(models: Sequence[MusicLM]) -> None:
+    note = random_weights_note(models)
+    if note is None:
+        return
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # pragma: no cover - IPython ships with the book extra
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:  # a notebook: a visible admonition on the page
+        display(Markdown(f"```{{warning}}\n{note}\n```"))
+    else:
+        warnings.warn(note.replace("**", ""), stacklevel=3)
 
 
 # ---- conditions ------------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ plugins = []
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cae import plotting, study
+from cae import beyond, plotting, study
 from cae.analysis import group_summary
 
 plotting.enable()
@@ -69,7 +69,7 @@ def nums(r):
 
 rows = []
 noise = study.run(corrected, datasets, lambda k: study.noise_conditions(k, lengths, onset=onset, seed=seed),
-                  n_clips=n_clips, cache_dir=cache_dir, progress=False)
+                  n_clips=n_clips, cache_dir=cache_dir, progress=False, codes=True)
 by_length = study.delta_by_length(noise)
 for _, r in by_length[by_length["length"] == longest].iterrows():
     rows.append({"claim": f"Δ clip loss < 0 with {longest}-frame noise (Fig. 2)", "kind": r["kind"],
@@ -131,6 +131,13 @@ snr = study.run(corrected, datasets, lambda k: study.noise_conditions(
 for _, r in study.delta_by_length(snr).iterrows():
     rows.append({"claim": f"Δ < 0 at {longest} frames with noise matched to the music (SNR {matched_snr:+g} dB)",
                  "kind": r["kind"], "paper": "(claimed 'matched'; actually absolute dBFS)", "this run": fmt(r), **nums(r),
+                 "verdict": verdict(r["ci_low"], r["ci_high"], -1), "model": r["model_id"]})
+
+complexity = beyond.complexity_deltas(beyond.complexity_table(noise))
+corrected_s = complexity[(complexity["length"] == longest) & (complexity["quantity"] == beyond.QUANTITIES["s_markov"])]
+for _, r in corrected_s.iterrows():
+    rows.append({"claim": f"Δ < 0 at {longest} frames, complexity-corrected (S = loss − Markov-1 code; beyond the paper)",
+                 "kind": r["kind"], "paper": "(not tested)", "this run": fmt(r), **nums(r),
                  "verdict": verdict(r["ci_low"], r["ci_high"], -1), "model": r["model_id"]})
 
 numbers = pd.DataFrame(rows)

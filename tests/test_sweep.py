@@ -468,8 +468,12 @@ def test_damaged_units_are_detected_and_recomputed(clips: list[str], model: HFMu
     emptied, truncated, flipped = ok[0], ok[1], ok[2]
     emptied.write_bytes(b"")
     truncated.write_bytes(truncated.read_bytes()[:100])
+    import pyarrow.parquet as pq
+
+    chunk = pq.ParquetFile(flipped).metadata.row_group(0).column(
+        pq.ParquetFile(flipped).schema_arrow.get_field_index("nll"))
     data = bytearray(flipped.read_bytes())
-    data[len(data) // 3] ^= 0x04  # inside the column data: the file still parses
+    data[chunk.data_page_offset + chunk.total_compressed_size // 2] ^= 0x04  # inside the nll column's data page
     flipped.write_bytes(bytes(data))
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")

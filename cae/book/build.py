@@ -46,9 +46,10 @@ NOTEBOOKS: tuple[str, ...] = (
     "rq4_shuffle_colour",
     "ablations",
     "profile_score",
+    "complexity_detection",
     "results",
 )
-PARAMETER_SETS: tuple[str, ...] = ("smoke", "default", "paper")
+PARAMETER_SETS: tuple[str, ...] = ("smoke", "default", "paper", "dryrun")
 ROOT = REPO_ROOT if REPO_ROOT is not None else Path.cwd()
 
 
@@ -61,6 +62,19 @@ def notebook_source(name: str, root: Path = ROOT) -> Path:
     if not path.is_file():
         raise BookError(f"{path}: no such notebook (known: {', '.join(NOTEBOOKS)})")
     return path
+
+
+def notebook_parameters(name: str, root: Path = ROOT) -> dict[str, Any]:
+    """The parameters a notebook declares: the names and defaults of its cell tagged ``parameters``."""
+    import jupytext
+
+    nb = jupytext.read(notebook_source(name, root))
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise BookError(f"{notebook_source(name, root)}: expected exactly one cell tagged 'parameters'")
+    namespace: dict[str, Any] = {}
+    exec(cells[0].source, namespace)  # noqa: S102 - the project's own notebook source
+    return {k: v for k, v in namespace.items() if not k.startswith("__")}
 
 
 def load_params(set_name: str, name: str, root: Path = ROOT) -> dict[str, Any]:
@@ -160,8 +174,13 @@ class Step:
 
 
 def build(set_name: str = "default", notebooks: Sequence[str] | None = None, *, html: bool = True,
-          force: bool = False, root: Path = ROOT, progress: bool = True) -> list[Step]:
+          force: bool = False, root: Path = ROOT, progress: bool = True, out_dir: str | Path | None = None,
+          overrides: Mapping[str, Any] | None = None) -> list[Step]:
     """Execute the notebooks (skipping unchanged ones) and build the HTML book; see the module docstring.
+
+    ``out_dir`` writes the executed notebooks elsewhere than ``notebooks/`` (which the HTML book is built from), so
+    that another parameter set (the ``dryrun``, say) can run without touching the book; it implies ``html=False``.
+    ``overrides`` replace the set's values in every notebook that has that parameter.
 
     Raises:
         BookError: a notebook failed (after all notebooks were tried) or jupyter-book failed.
@@ -169,13 +188,18 @@ def build(set_name: str = "default", notebooks: Sequence[str] | None = None, *, 
     from cae.plotting import BUNDLE_NAME, write_vega_bundle
 
     names = list(notebooks or NOTEBOOKS)
+    target = root / "notebooks" if out_dir is None else Path(out_dir)
+    html = html and out_dir is None
     write_vega_bundle(root / "_static" / BUNDLE_NAME)
     steps: list[Step] = []
     failures: list[str] = []
     t_all = time.perf_counter()
     for i, name in enumerate(names, 1):
-        out = root / "notebooks" / f"{name}.ipynb"
+        out = target / f"{name}.ipynb"
         params = load_params(set_name, name, root)
+        if overrides:
+            declared = notebook_parameters(name, root)
+            params = {**params, **{k: v for k, v in overrides.items() if k in declared}}
         t0 = time.perf_counter()
         if not force and out.is_file() and _recorded_hash(out) == inputs_hash(name, params, root):
             steps.append(Step(name, 0.0, "unchanged"))
@@ -183,7 +207,7 @@ def build(set_name: str = "default", notebooks: Sequence[str] | None = None, *, 
             continue
         print(f"[{i}/{len(names)}] {name}: executing with the {set_name!r} parameters ...", flush=True)
         try:
-            execute(name, out, set_name=set_name, root=root, progress=progress)
+            execute(name, out, set_name=set_name, params=params, root=root, progress=progress)
             status = "executed"
         except BookError as e:
             failures.append(str(e))
@@ -221,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--only", nargs="+", choices=NOTEBOOKS, help="execute only these notebooks")
     b.add_argument("--no-html", action="store_true", help="execute only; skip jupyter-book")
     b.add_argument("--force", action="store_true", help="re-execute notebooks even if unchanged")
+    b.add_argument("--out-dir", help="write the executed notebooks here instead of notebooks/ (no HTML)")
+    b.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="override a parameter in every notebook that has it (VALUE is YAML)")
     r = sub.add_parser("run", help="execute one notebook with a parameter set")
     r.add_argument("name", choices=NOTEBOOKS)
     r.add_argument("--set", default="smoke", choices=PARAMETER_SETS)
@@ -230,7 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            build(args.set, args.only, html=not args.no_html, force=args.force)
+            build(args.set, args.only, html=not args.no_html, force=args.force, out_dir=args.out_dir,
+                  overrides={k: _parse_value(v) for k, v in args.param})
         else:
             execute(args.name, args.out, set_name=args.set, params={k: _parse_value(v) for k, v in args.param})
             print(f"executed {args.name} ({args.set}) → {args.out}")

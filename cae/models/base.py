@@ -89,6 +89,10 @@ class MusicLM(abc.ABC):
     context_frames: int | None = None
     #: ``_generate`` accepts a list of per-clip seeds (one batch); otherwise :meth:`generate` calls it per seed.
     batched_generation: bool = False
+    #: The weights are seeded random draws (an ``@random`` architecture, :mod:`cae.models.published`): the losses
+    #: exercise the code at real size but mean nothing about music. Recorded in every result row it produces (its
+    #: id ends in ``@random`` and ``random_weights`` is true).
+    random_weights: bool = False
 
     # ---- to implement -------------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -247,6 +251,7 @@ class MusicLM(abc.ABC):
             frame_rate=self.frame_rate,
             num_codebooks=self.num_codebooks,
             card=self.card,
+            extra={"random_weights": True} if self.random_weights else {},
         )
 
     def __repr__(self) -> str:
@@ -308,6 +313,9 @@ def load_model(name: str, **kwargs: Any) -> MusicLM:
 
     * a registered name (:func:`register_model`), e.g. ``"reference"``;
     * ``"audiocraft:<id>"``, e.g. ``"audiocraft:facebook/musicgen-melody"`` (needs the ``audiocraft`` extra);
+    * a paper checkpoint's id with ``@random``, e.g. ``"facebook/musicgen-small@random"``: the published
+      architecture with seeded random weights, built offline (:mod:`cae.models.published`; ``seed=`` picks the
+      weights);
     * ``"hf:<id>"`` or a bare transformers id such as ``"facebook/musicgen-small"``;
     * a local folder holding a transformers MusicGen checkpoint (``config.json`` + weights).
 
@@ -316,6 +324,12 @@ def load_model(name: str, **kwargs: Any) -> MusicLM:
     factories = _REGISTRY if name in _REGISTRY else _factories()
     if name in factories:
         return factories[name](**kwargs)
+    if name.endswith("@random"):
+        from cae.models.published import build_random
+
+        if kwargs.pop("revision", None) is not None:
+            raise ModelError(f"{name}: an @random model has no revision (its weights come from seed=)")
+        return build_random(name, **kwargs)
     if name.startswith("audiocraft:"):
         from cae.models.audiocraft import AudiocraftMusicGen
 
