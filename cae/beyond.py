@@ -46,6 +46,14 @@ def _stream_costs(codes: np.ndarray, nll: np.ndarray, card: int, order: int) -> 
     return float(nll[mask].mean()), float(markov[mask].mean()), lz
 
 
+def _version_costs(tokens: pd.DataFrame, card: int, order: int) -> tuple[float, float, float]:
+    """:func:`_stream_costs` of one version's token rows (``codebook, frame, code, nll``)."""
+    g = tokens.sort_values(["codebook", "frame"])
+    k = int(g["codebook"].max()) + 1
+    return _stream_costs(g["code"].to_numpy().reshape(k, -1), g["nll"].to_numpy(dtype=float).reshape(k, -1), card,
+                         order)
+
+
 def complexity_table(results: Any, *, order: int = 1) -> pd.DataFrame:
     """One row per (model, kind, clip, condition) with ``loss``, ``markov``, ``lzma`` (nats/token), the corrected
     scores ``s_markov`` and ``s_lzma``, and each one's Δ against the clip's clean version (``d_<quantity>``).
@@ -60,13 +68,9 @@ def complexity_table(results: Any, *, order: int = 1) -> pd.DataFrame:
     summary = results.summary[results.summary["error"].isna()]
     keys = ["model_id", "kind", "clip", "condition"]
     rows = []
+    cards = summary.groupby("model_id")["card"].first()
     for key, g in tokens.groupby(keys, sort=False):
-        g = g.sort_values(["codebook", "frame"])
-        k = int(g["codebook"].max()) + 1
-        codes = g["code"].to_numpy().reshape(k, -1)
-        nll = g["nll"].to_numpy(dtype=float).reshape(k, -1)
-        card = int(summary.loc[summary["model_id"] == key[0], "card"].iloc[0])
-        loss, markov, lz = _stream_costs(codes, nll, card, order)
+        loss, markov, lz = _version_costs(g, int(cards[key[0]]), order)
         rows.append({**dict(zip(keys, key)), "loss": loss, "markov": markov, "lzma": lz})
     t = pd.DataFrame(rows)
     t["s_markov"], t["s_lzma"] = t["loss"] - t["markov"], t["loss"] - t["lzma"]
@@ -182,10 +186,7 @@ def profile_versions(clips: Sequence[str | Path], perturbations: Mapping[str, Pe
     whole = run_sweep(files, [], model, cache_dir=cache_dir, codes=True, progress=False).tokens  # cached units
     costs: dict[str, tuple[float, float, float]] = {}
     for clip, g in whole.dropna(subset=["code"]).groupby("clip", sort=False):
-        g = g.sort_values(["codebook", "frame"])
-        k = int(g["codebook"].max()) + 1
-        costs[clip] = _stream_costs(g["code"].to_numpy().reshape(k, -1),
-                                    g["nll"].to_numpy(dtype=float).reshape(k, -1), model.card, markov_order)
+        costs[clip] = _version_costs(g, model.card, markov_order)
     table = res.table[res.table["error"].isna() & (res.table["codebook"] == "mean")]
     features = table[table["length_frames"] <= 10].groupby("clip")[list(FEATURES)].mean()
     scores = res.clips.set_index("clip")

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from cae.models.published import ARCHITECTURES, Architecture, architecture, architecture_parameters
+from cae.models.published import ARCHITECTURES, Architecture, architecture, architecture_parameters, encodec_config
 
 #: Bytes per element of the scoring dtypes.
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -82,8 +82,6 @@ def decoder_gflop(arch: Architecture, n_positions: int, context: int | None = No
 
 def encoder_gflop(seconds: float, *, lstm: bool = True) -> float:
     """Forward FLOPs (×1e9) of the 32 kHz EnCodec encoder on ``seconds`` of mono audio (from its config)."""
-    from cae.models.published import encodec_config
-
     cfg = encodec_config()
     rate = cfg.sampling_rate * seconds
     c = cfg.num_filters
@@ -112,20 +110,13 @@ def unit_cost(name: str, seconds: float = 15.0, dtype: str = "float32", batch: i
         weights += params["text_encoder"] * 4  # Melody's T5 encoder is loaded (it encodes the null text)
     kv = 2 * arch.layers * s * arch.hidden * nbytes
     logits = arch.num_codebooks * s * arch.card * (nbytes + 4 + 4)  # logits, float32 copy, log-softmax
-    encoder = 3 * arch_encoder_peak_channels() * seconds * arch.sample_rate * 4
+    encoder = 3 * encodec_config().num_filters * seconds * arch.sample_rate * 4  # widest full-rate activations
     act = batch * max(kv + logits, encoder)
     return UnitCost(
         model=name, dtype=dtype, seconds=seconds, positions=s,
         encode_gflop=batch * encoder_gflop(seconds), score_gflop=batch * decoder_gflop(arch, s),
         weights_gb=weights / 1e9, activations_gb=act / 1e9,
     )
-
-
-def arch_encoder_peak_channels() -> int:
-    """Channels of the encoder's widest full-rate activation (its first layer's filters)."""
-    from cae.models.published import encodec_config
-
-    return int(encodec_config().num_filters)
 
 
 def lstm_gflop(seconds: float) -> float:

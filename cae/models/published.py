@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from cae.errors import ModelError
+from cae.models.tiny import _quiet_transformers
 
 #: Suffix of a model id that asks for the architecture with seeded random weights.
 RANDOM_SUFFIX = "@random"
@@ -159,18 +160,6 @@ def audiocraft_config(arch: Architecture, device: str | torch.device = "cpu") ->
     return cfg
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    from transformers.utils import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-
-
 def architecture_parameters(name: str, *, part: str | None = None) -> dict[str, int]:
     """Parameter counts of the published architecture, built on the ``meta`` device (no memory, no weights; Melody,
     whose audiocraft conditioners run code at construction, is built with one and two layers on the CPU and
@@ -190,7 +179,7 @@ def _parameters(model_id: str) -> dict[str, int]:
     """The counts behind :func:`architecture_parameters` (cached: Melody's are built on the CPU)."""
     arch = ARCHITECTURES[model_id]
     counts = {"decoder": 0, "codec": 0, "text_encoder": 0, "conditioners": 0}
-    with torch.device("meta"), _quiet():
+    with torch.device("meta"), _quiet_transformers():
         from transformers import EncodecModel, T5EncoderModel
 
         counts["codec"] = sum(p.numel() for p in EncodecModel(encodec_config()).parameters())
@@ -283,7 +272,7 @@ def _audiocraft_lm(arch: Architecture, *, seed: int = 0, layers: int | None = No
     cfg = audiocraft_config(arch)
     if layers is not None:
         cfg.transformer_lm.num_layers = layers
-    with _offline_conditioners(seed, counting), _quiet():
+    with _offline_conditioners(seed, counting), _quiet_transformers():
         torch.manual_seed(seed)
         lm = builders.get_lm_model(cfg)
     if "self_wav" in lm.condition_provider.conditioners:  # as MusicGen.get_pretrained sets them
@@ -298,7 +287,7 @@ def _random_encodec(seed: int) -> Any:
     from cae.models.tiny import init_hf_codebooks
 
     torch.manual_seed(seed)
-    with _quiet():
+    with _quiet_transformers():
         codec = EncodecModel(encodec_config()).eval()
     return init_hf_codebooks(codec, seed)
 
@@ -324,7 +313,7 @@ def build_random(name: str, *, seed: int = 0, **kwargs: Any) -> Any:
         from cae.models.hf import HFMusicGen
 
         torch.manual_seed(seed)
-        with _quiet():
+        with _quiet_transformers():
             decoder = MusicgenForCausalLM(decoder_config(arch)).eval()
         out = HFMusicGen(decoder, _random_encodec(seed + 1), model_id=model_id, revision=revision, **kwargs)
     else:
