@@ -74,10 +74,11 @@ book-smoke: $(STAMP)
 
 # The paper set's code paths at the real MusicGen architectures with seeded random weights (`@random`, no
 # download): every notebook with the `dryrun` parameters into _build/dryrun/ (not the book). Its numbers mean
-# nothing about music; it proves the `paper` set runs (see the book's "Reproducing" page).
+# nothing about music; it proves the `paper` set runs (see the book's "Reproducing" page). One lane: real-size
+# matrix products use both cores well, so notebooks side by side would only halve each one's threads.
 dryrun: $(STAMP)
 	$(PY) -m cae.data.corpus
-	$(PY) -m cae.book build --set dryrun --out-dir _build/dryrun
+	$(PY) -m cae.book build --set dryrun --out-dir _build/dryrun --lanes 1
 
 # Open every built page in headless Chromium with the network off: charts rendered, audio present, no console
 # error, no request leaving the machine.

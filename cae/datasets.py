@@ -82,14 +82,15 @@ def _generated(model: MusicLM, n_clips: int | None, seed: int, progress: bool) -
     import pandas as pd
 
     from cae.generation import write_generated_set
+    from cae.models.sampling import SAMPLER_VERSION
 
     n = len(GENERATED_TOP_KS) * 20 if n_clips is None else int(n_clips)
     # a prefix of the top-k list keeps every sample's seed (seed + 1000·k_index + i) the same as in the full set
     top_ks = GENERATED_TOP_KS[: max(1, min(n, len(GENERATED_TOP_KS)))]
     per_k = max(1, -(-n // len(top_ks)))
     info = model.info()
-    key = hashlib.sha256(json.dumps([info.model_id, info.revision, info.backend, seed, GENERATED_SECONDS],
-                                    sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([info.model_id, info.revision, info.backend, seed, GENERATED_SECONDS,
+                                     SAMPLER_VERSION], sort_keys=True).encode()).hexdigest()[:12]
     root = data_dir() / "generated" / f"{_slug(info.model_id)}-{key}"
     stamp = root / "manifest.csv"
     table = pd.read_csv(stamp) if stamp.is_file() else None

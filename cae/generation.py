@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cae.models.base import MusicLM
+from cae.models.sampling import SAMPLER_VERSION
 
 #: The top-k values of the paper's Generated set (140 = 7 × 20 clips).
 PAPER_TOP_KS: tuple[int, ...] = (10, 50, 100, 150, 200, 250, 500)
@@ -42,7 +43,7 @@ def write_generated_set(
 
     Files: ``<out_dir>/topk{K}/sample_{i:03d}.wav`` (float32) and ``.npy`` (codes ``[K, F]``), plus
     ``<out_dir>/manifest.csv`` with one row per clip (path relative to ``out_dir``, kind ``generated``, top_k,
-    temperature, seed, model id and revision).
+    temperature, seed, model id and revision, and the sampling method, :data:`cae.models.sampling.SAMPLER_VERSION`).
     """
     import soundfile as sf
     from tqdm.auto import tqdm
@@ -71,6 +72,7 @@ def write_generated_set(
                     "path": str(stem.with_suffix(".wav").relative_to(out_dir)), "kind": "generated", "top_k": k,
                     "temperature": temperature, "seed": clip_seed, "seconds": seconds,
                     "loudness_lufs": loudness_lufs, "model_id": info["model_id"], "revision": info["revision"],
+                    "sampler": SAMPLER_VERSION,
                 })
                 bar.update(1)
     bar.close()

@@ -218,27 +218,40 @@ def box_chart(df: pd.DataFrame, *, x: str, y: str, color: str | None = None, col
     return chart
 
 
-def detection_chart(df: pd.DataFrame, *, x: str = "auroc", low: str = "auroc_low", high: str = "auroc_high",
-                    y: str = "perturbation", color: str = "score", x_title: str = "AUROC (0.5 = chance)",
-                    width: int = 420, height: int | None = None) -> Any:
-    """One dot per (perturbation, score) at its detection metric with its CI, a rule at chance (0.5): right of
-    the rule the score flags the perturbed version, left of it the score moves the wrong way."""
+def interval_chart(df: pd.DataFrame, *, y: str, x: str = "mean", low: str = "low", high: str = "high",
+                   color: str | None = None, x_title: str | None = None, reference: float = 0.0,
+                   domain: Sequence[float] | None = None, tooltip: Sequence[str] = (), width: int = 420,
+                   height: int | None = None) -> Any:
+    """One dot per row at ``x`` with its CI ``[low, high]`` as a bar, rows on ``y`` (offset by ``color``), and a
+    dashed rule at ``reference`` (0 for a Δ, 0.5 for an AUROC)."""
     import altair as alt
 
     d = df.copy()
     h = height or 22 * d[y].nunique() + 40
     enc_y = alt.Y(y, type="nominal", title=None, sort=list(dict.fromkeys(d[y])))
-    enc_c = alt.Color(color, type="nominal", sort=list(dict.fromkeys(d[color])))
-    off = alt.YOffset(color, type="nominal", sort=list(dict.fromkeys(d[color])))
-    tips = _tooltip(d, [y, color, x, low, high] + [c for c in ("accuracy", "n") if c in d])
-    scale = alt.Scale(domain=[0, 1])
-    bars = alt.Chart().mark_rule().encode(x=alt.X(low, type="quantitative", scale=scale, title=x_title),
-                                          x2=alt.X2(high), y=enc_y, yOffset=off, color=enc_c)
+    enc: dict[str, Any] = {}
+    if color:
+        order = list(dict.fromkeys(d[color]))
+        enc = {"color": alt.Color(color, type="nominal", sort=order), "yOffset": alt.YOffset(color, type="nominal",
+                                                                                              sort=order)}
+    tips = _tooltip(d, [y] + ([color] if color else []) + [x, low, high, *tooltip])
+    scale = alt.Scale(domain=list(domain)) if domain is not None else alt.Scale(zero=False)
+    bars = alt.Chart().mark_rule().encode(x=alt.X(low, type="quantitative", scale=scale, title=x_title or x),
+                                          x2=alt.X2(high), y=enc_y, **enc)
     dots = alt.Chart().mark_point(filled=True, size=50).encode(
-        x=alt.X(x, type="quantitative", scale=scale), y=enc_y, yOffset=off, color=enc_c, tooltip=tips)
-    chance = alt.Chart().transform_aggregate(n="count()").mark_rule(color="gray", strokeDash=[3, 3]).encode(
-        x=alt.datum(0.5))
-    return alt.layer(chance, bars, dots, data=d).properties(width=width, height=h)
+        x=alt.X(x, type="quantitative", scale=scale), y=enc_y, tooltip=tips, **enc)
+    rule = alt.Chart().transform_aggregate(n="count()").mark_rule(color="gray", strokeDash=[3, 3]).encode(
+        x=alt.datum(reference))
+    return alt.layer(rule, bars, dots, data=d).properties(width=width, height=h)
+
+
+def detection_chart(df: pd.DataFrame, *, x: str = "auroc", low: str = "auroc_low", high: str = "auroc_high",
+                    y: str = "perturbation", color: str = "score", x_title: str = "AUROC (0.5 = chance)",
+                    width: int = 420, height: int | None = None) -> Any:
+    """One dot per (perturbation, score) at its detection metric with its CI, a rule at chance (0.5): right of
+    the rule the score flags the perturbed version, left of it the score moves the wrong way."""
+    return interval_chart(df, y=y, x=x, low=low, high=high, color=color, x_title=x_title, reference=0.5,
+                          domain=(0, 1), tooltip=[c for c in ("accuracy", "n") if c in df], width=width, height=height)
 
 
 def audio(wave: np.ndarray, sample_rate: int) -> Any:

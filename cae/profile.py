@@ -1280,6 +1280,7 @@ def validate_clips(
 
     if generated is not None:
         from cae.generation import write_generated_set
+        from cae.models.sampling import SAMPLER_VERSION
 
         g = {"top_ks": (10, 50, 250), "temperatures": (0.7, 1.0, 1.3), "per_setting": 8, "seconds": 15.0,
              "base_top_k": 250, "base_temperature": 1.0, **dict(generated)}
@@ -1290,7 +1291,7 @@ def validate_clips(
         info = m.info().as_dict()
         for k, temp in settings:
             d = (work / "generated" / f"{info['model_id']}-{info['revision']}"
-                 / f"k{k}-t{temp:g}-n{g['per_setting']}-s{g['seconds']:g}-seed{seed}")
+                 / f"k{k}-t{temp:g}-n{g['per_setting']}-s{g['seconds']:g}-seed{seed}-{SAMPLER_VERSION}")
             if (d / "manifest.csv").is_file():
                 man = pd.read_csv(d / "manifest.csv")
             else:

@@ -144,3 +144,11 @@ one = (tok.assign(delta=tok["nll"] - tok["nll_clean"]).groupby("frame")["delta"]
                high=lambda d: d["delta"], kind=example_kind, length=example_length))
 one = one[(one["rel_frame"] >= -window_before) & (one["rel_frame"] < window_after)]
 plotting.curve_chart(one, color="length", column=None, shade=(0, example_length), width=560, height=200)
+
+# %%
+from cae import claims  # noqa: E402
+
+display(Markdown(f"**What this run shows** (L = {example_length} frames of noise).\n\n"
+                 + "\n".join(f"- {line}" for line in claims.dynamics_findings(curves, absolute, example_length))
+                 + "\n\nThe paper's Assimilation is the middle number below zero; its Fig. 3 has the loss inside "
+                   "the noise fall to the pure-noise curve."))

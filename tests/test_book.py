@@ -43,7 +43,8 @@ def isolated(tmp_path, monkeypatch):
 def test_toc_lists_every_notebook_in_order():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
-    assert [f.split("/")[1] for f in files if f.startswith("notebooks/")] == list(build.NOTEBOOKS)
+    assert toc["root"] == "notebooks/intro" and build.NOTEBOOKS[-1] == "intro"  # first page, executed last
+    assert [f.split("/")[1] for f in files if f.startswith("notebooks/")] == list(build.NOTEBOOKS[:-1])
     for f in files:
         if f.startswith("book/"):
             assert (ROOT / f"{f}.md").is_file(), f
@@ -81,6 +82,22 @@ def _outputs(nb) -> list[dict]:
     return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
 
 
+def assert_readable(nb, name: str, set_name: str) -> None:
+    """What cae.book.pages promises of an executed notebook: no stderr, code collapsed, the parameters once."""
+    assert not [o for o in _outputs(nb) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tags = [c.metadata.get("tags", []) for c in code]
+    assert sum("remove-cell" in t for t in tags) == 1 and all("parameters" in t for t in tags if "remove-cell" in t)
+    assert all("hide-input" in t for t in tags if "remove-cell" not in t), name
+    injected = [c for c, t in zip(code, tags) if "injected-parameters" in t]
+    assert len(injected) == 1
+    table = injected[0].outputs[0]["data"]["text/markdown"]
+    assert "**Parameters of this run**" in table and "| `models` |" in table
+    header = [c for c in nb.cells if "cae-header" in c.metadata.get("tags", [])]
+    assert len(header) == 1 and f"python -m cae.book run {name} --set {set_name}" in header[0].source
+    assert f"{{download}}`executed notebook <{name}.ipynb>`" in header[0].source
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", build.NOTEBOOKS)
 def test_smoke_parameters_execute(name, isolated):
@@ -91,8 +108,33 @@ def test_smoke_parameters_execute(name, isolated):
     assert not [o for o in outs if o.get("output_type") == "error"]
     charts = [o for o in outs if "cae-chart" in str(o.get("data", {}).get("text/html", ""))]
     assert charts, f"{name}: no chart in the executed notebook"
+    assert_readable(nb, name, "smoke")
     if name == "rq2_token_dynamics":
         assert sum("<audio" in str(o.get("data", {}).get("text/html", "")) for o in outs) == 2
+
+
+@pytest.mark.slow
+def test_the_page_header_command_regenerates_the_page(isolated, monkeypatch):
+    """The command a page shows (set + overrides) is run here and executes the notebook with the same values."""
+    import re
+    import shlex
+
+    first = build.execute("rq3_regions", isolated / "first.ipynb", set_name="smoke", progress=False,
+                          params={"peak_frames": 3, "datasets": {"ood": "synthetic"}})
+    nb = nbformat.read(first, as_version=4)
+    assert nb.metadata["cae"]["overrides"] == {"peak_frames": 3, "datasets": {"ood": "synthetic"}}
+    header = next(c for c in nb.cells if "cae-header" in c.metadata.get("tags", []))
+    command = re.search(r"```bash\n(.+)\n```", header.source).group(1)
+    argv = shlex.split(command)
+    assert argv[:4] == ["python", "-m", "cae.book", "run"]
+    monkeypatch.chdir(isolated)
+    assert build.main(argv[3:]) == 0
+    again = nbformat.read(isolated / "rq3_regions.ipynb", as_version=4)
+    assert again.metadata["cae"]["parameters"] == nb.metadata["cae"]["parameters"]
+    assert again.metadata["cae"]["inputs_sha256"] == nb.metadata["cae"]["inputs_sha256"]
+    # what the kernel wrote to stderr (model loading progress, warnings) went to the log, not into the notebook
+    assert (isolated / "rq3_regions.stderr.txt").read_text().strip()
+    assert_readable(again, "rq3_regions", "smoke")
 
 
 @pytest.mark.slow

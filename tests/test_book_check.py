@@ -134,6 +134,33 @@ def test_required_chart_and_audio_and_audio_sources(site, session):
     assert any("audio #2 could not be loaded" in p for p in sounds.problems)
 
 
+def code_cell(lines: int, collapsed: bool) -> str:
+    """A code cell as myst-nb renders it: collapsed cells sit in a closed <details> (the hide-input tag)."""
+    body = "\n".join(f"x{i} = {i}" for i in range(lines))
+    cell = f'<div class="cell_input docutils container"><div class="highlight"><pre>{body}\n</pre></div></div>'
+    if collapsed:
+        cell = f'<details class="hide above-input"><summary>Show code cell source</summary>{cell}</details>'
+    return f'<div class="cell docutils container">{cell}<div class="cell_output docutils container"></div></div>'
+
+
+def test_readable_pages_long_open_code_stderr_and_warnings_are_flagged(site, session):
+    root = site({
+        "fine.html": code_cell(40, collapsed=True) + code_cell(15, collapsed=False),
+        "long.html": code_cell(16, collapsed=False),
+        "stderr.html": '<div class="output stderr"><div class="highlight"><pre>Loading weights: 100%</pre></div></div>',
+        "warn.html": '<div class="cell_output docutils container"><div class="output text_plain"><pre>'
+                     '/x/y.py:3: FutureWarning: `foo` is deprecated\n</pre></div></div>',
+        "hidden.html": '<details><summary>s</summary><div class="output stderr"><pre>progress</pre></div>'
+                       '<div class="cell_output"><pre>UserWarning: hidden</pre></div></details>',
+    })
+    report = check_site(root, chart_pages=(), session=session, timeout_s=5)
+    pages = {p.page: p for p in report.pages}
+    assert pages["fine.html"].ok and pages["hidden.html"].ok, report.all_problems
+    assert len(pages["long.html"].problems) == 1 and "code cell of 16 lines is shown open" in pages["long.html"].problems[0]
+    assert pages["stderr.html"].problems == ["stderr.html: a stderr block is shown: 'Loading weights: 100%'"]
+    assert pages["warn.html"].problems == ["warn.html: a Python warning is shown: FutureWarning: `foo` is deprecated"]
+
+
 def test_cli_exit_codes(site, tmp_path, capsys):
     good = site(GOOD)
     assert main([str(good), "--audio", "notebooks/*.html", "--timeout", "10"]) == 0

@@ -100,3 +100,11 @@ def test_readme_make_targets_exist():
     for target in sorted(targets):
         run = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, f"make {target}: {run.stderr}"
+
+
+def test_citing_page_names_the_paper_and_this_version():
+    import cae
+
+    page = (ROOT / "book" / "citing.md").read_text()
+    assert f"version = {{{cae.__version__}}}" in page
+    assert "eprint    = {2602.02738}" in page and "Li, Xiaosha and Liu, Chun and Wang, Ziyu" in page

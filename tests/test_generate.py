@@ -86,3 +86,37 @@ def test_generation_benchmark_runs_and_checks_identity(capsys):
     assert main(["--model", "tiny", "--clips", "3", "--seconds", "0.3", "--top-k", "10"]) == 0
     out = capsys.readouterr().out
     assert "identical clips: 3/3" in out and "throughput ratio:" in out
+
+
+def test_growing_cache_computes_what_the_default_cache_computes():
+    """The sampler's key/value buffers hand attention the same tensors as transformers' DynamicCache: bit for bit."""
+    from cae.models.sampling import growing_cache
+
+    model = cae.load_model("tiny", device="cpu")
+    dec = model.decoder
+    cols = torch.randint(0, model.card, (3, model.num_codebooks, 12), generator=torch.Generator().manual_seed(0))
+    outs = {}
+    for name in ("dynamic", "growing"):
+        cache = None if name == "dynamic" else growing_cache(dec.config.num_hidden_layers, 12)
+        logits = []
+        with torch.inference_mode():
+            for s in range(12):
+                out = dec(input_ids=cols[:, :, s:s + 1].reshape(-1, 1), cache=cache, use_cache=True)
+                cache = out.cache
+                logits.append(out.logits)
+        outs[name] = torch.stack(logits)
+    assert torch.equal(outs["dynamic"], outs["growing"])
+    full = growing_cache(dec.config.num_hidden_layers, 2)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="full"):
+        for s in range(3):
+            full = dec(input_ids=cols[:, :, s:s + 1].reshape(-1, 1), cache=full, use_cache=True).cache
+
+
+def test_fewer_frames_than_codebooks_are_sampled_in_the_delay_layout():
+    model = cae.load_model("tiny", device="cpu")
+    frames = 2  # < 4 codebooks: the last codebook's first frame comes 3 steps after the first codebook's
+    codes = model.generate(frames / model.frame_rate, temperature=0, seed=0)
+    assert codes.shape == (4, frames)
+    _greedy_is_argmax(model, codes, [(0, 0), (3, 0), (3, 1), (1, 1)])
+    assert torch.equal(model.generate(frames / model.frame_rate, top_k=5, seed=[3, 4])[1],
+                       model.generate(frames / model.frame_rate, top_k=5, seed=4))

@@ -542,3 +542,72 @@ def test_summary_keeps_its_columns_when_every_condition_fails(model: HFMusicGen,
     assert s.loc[s["condition"] != "clean", "error"].notna().all()
     for col in ("n_changed_tokens", "delta_loss", "first_changed", "last_changed", "warning", "loss"):
         assert col in s.columns, col
+
+
+def test_engines_are_kept_between_sweeps_and_change_nothing(clips: list[str], tmp_path: Path) -> None:
+    """A second sweep over the same clips reuses each clip's engine (no clean pass) and gives the bits fresh
+    engines give; the engines belong to the model object and are not pickled."""
+    import pickle
+
+    from cae.sweep.engine import EngineCache, engines_of
+
+    fresh = build_model()  # its own, empty engine cache
+    usable = clips[:2]
+    run_sweep(usable, PERTURBATIONS[:2], fresh, cache_dir=tmp_path / "a", progress=False)
+    kept = engines_of(fresh)
+    assert (kept.misses, kept.hits, len(kept)) == (2, 0, 2) and kept.bytes > 0
+    calls, hooks = _count_forwards(fresh)
+    try:
+        reused = run_sweep(usable, PERTURBATIONS[2:3], fresh, cache_dir=tmp_path / "a", progress=False)
+        with_reuse = calls[0]
+        kept.clear()
+        again = run_sweep(usable, PERTURBATIONS[2:3], fresh, cache_dir=tmp_path / "b", progress=False)
+        without = calls[0] - with_reuse
+    finally:
+        for h in hooks:
+            h.remove()
+    assert kept.hits == 2 and kept.misses == 4 and (reused.stats.computed, again.stats.computed) == (2, 4)
+    # the fresh engines ran each clip's clean pass: at least every encoder layer but the LSTM once more per clip
+    assert without - with_reuse >= 2 * (len(fresh.audio_encoder.encoder.layers) - 1), (with_reuse, without)
+    pd.testing.assert_frame_equal(reused.tokens, again.tokens, check_exact=True)
+    for col in ("loss", "delta_loss", "n_changed_tokens"):
+        assert reused.summary[col].equals(again.summary[col]), col
+    assert len(pickle.loads(pickle.dumps(kept))) == 0  # a model sent to a worker travels without its engines
+    tiny = EngineCache(budget_bytes=1)
+    from cae.audio import load
+
+    tiny.get(fresh, "sha", load(usable[0], SR))
+    assert len(tiny) == 0 and tiny.misses == 1
+
+
+def test_a_cached_clean_unit_spares_the_clean_pass_and_changes_nothing(clips: list[str], tmp_path: Path) -> None:
+    """With the clean unit in the cache, a condition that changes the clip from its first frame (encoded in full,
+    scored from step 0) runs without a clean pass; one that can reuse it computes the deferred clean state. Both
+    give the bits of a sweep with nothing cached."""
+    from_start, middle = Silence(Span(0, 2)), Noise(Span(25, 5), level_db=-20.0, seed=1)
+    usable = clips[:2]
+    run_sweep(usable, [], build_model(), cache_dir=tmp_path / "a", progress=False)  # the clean units only
+    lazy = build_model()  # a new model object: no engine kept from before
+    calls, hooks = _count_forwards(lazy)
+    try:
+        only_full = run_sweep(usable, [from_start], lazy, cache_dir=tmp_path / "a", progress=False)
+        n_full = calls[0]
+        both = run_sweep(usable, [from_start, middle], lazy, cache_dir=tmp_path / "a", progress=False)
+    finally:
+        for h in hooks:
+            h.remove()
+    eager = build_model()
+    calls, hooks = _count_forwards(eager)
+    try:
+        run_sweep(usable, [from_start], eager, cache_dir=tmp_path / "b", progress=False)
+        n_eager = calls[0]
+        fresh = run_sweep(usable, [from_start, middle], eager, cache_dir=tmp_path / "b", progress=False)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert only_full.stats.computed == 2 and both.stats.computed == 2
+    # with nothing cached the same sweep also runs each clip's clean pass: every encoder layer but the LSTM again
+    assert n_eager - n_full >= 2 * (len(lazy.audio_encoder.encoder.layers) - 1), (n_full, n_eager)
+    for col in ("loss", "delta_loss", "n_changed_tokens"):
+        assert both.summary[col].equals(fresh.summary[col]), col
+    pd.testing.assert_frame_equal(both.tokens, fresh.tokens, check_exact=True)

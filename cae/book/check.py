@@ -23,6 +23,9 @@ Method. One Chromium session (headless, launched by :func:`start_browser`) visit
   an ``svg`` or ``canvas`` — what vega draws. A chart still empty then is reported by its id, and any error text
   shown in a chart (``.vega-embed .error``, ``.cae-chart .error``) is reported. Pages matched by ``chart_pages``
   must hold at least one chart.
+* **Readable.** No code cell with more than :data:`MAX_OPEN_CODE_LINES` lines may be shown open (code belongs
+  behind jupyter-book's ``hide-input`` toggle, a ``<details>`` element), no stderr block (``div.output.stderr``)
+  and no Python warning (``SomethingWarning: ...`` in a cell's output) may be visible.
 * **Audio.** Every ``<audio>`` must have a source (its ``src`` or a ``<source>`` child's); one with a source must
   load at least its metadata (``readyState >= 1``), so a corrupt base64 WAV is caught too. Pages matched by
   ``audio_pages`` must hold at least one ``<audio>`` with a source.
@@ -81,9 +84,11 @@ _BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome")
 _DRIVER_NAMES = ("chromedriver",)
 _DRIVER_FALLBACKS = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
 _MAX_MESSAGE = 300
+#: A code cell shown open (not behind a toggle) may have at most this many lines.
+MAX_OPEN_CODE_LINES = 15
 
 # One round trip: what the charts and audio elements of the page look like now.
-_STATE_JS = """
+_STATE_JS = r"""
 const charts = Array.from(document.querySelectorAll('div.cae-chart')).map(d => ({
   id: d.id || '(no id)', rendered: d.querySelector('svg, canvas') !== null,
   failed: d.querySelector('.error') !== null}));
@@ -96,7 +101,16 @@ const audio = Array.from(document.querySelectorAll('audio')).map(a => {
   return {id: a.id, src: src.length > 48 ? src.slice(0, 45) + '...' : src, ready: a.readyState,
           failed: a.error !== null || a.networkState === 3};
 });
-return {charts: charts, errors: errors, audio: audio};
+const shown = e => e.closest('details:not([open])') === null;
+const code = Array.from(document.querySelectorAll('div.cell_input')).filter(shown).map(c => {
+  const text = (c.querySelector('pre') || c).textContent.replace(/\n+$/, '');
+  return {lines: text.split('\n').length, first: text.split('\n')[0].slice(0, 60)};
+});
+const stderr = Array.from(document.querySelectorAll('div.output.stderr')).filter(shown).map(
+  e => e.textContent.trim().split('\n')[0].slice(0, 80));
+const warnings = Array.from(document.querySelectorAll('div.cell_output')).filter(shown).flatMap(
+  o => (o.textContent.match(/\b[A-Z]\w*Warning: [^\n]*/g) || []));
+return {charts: charts, errors: errors, audio: audio, code: code, stderr: stderr, warnings: warnings};
 """
 
 
@@ -389,6 +403,15 @@ def check_page(session: WebDriver, html_dir: str | Path, page: str, *, needs_cha
             report.add(f"{name} {how} (source {audio['src']})")
     if needs_audio and not any(a["src"] for a in state["audio"]):
         report.add("no audio element with a source on a page that should have audio")
+
+    for cell in state.get("code", []):
+        if cell["lines"] > MAX_OPEN_CODE_LINES:
+            report.add(f"a code cell of {cell['lines']} lines is shown open (more than {MAX_OPEN_CODE_LINES}; "
+                       f"collapse it with the hide-input tag): {cell['first']!r}")
+    for block in state.get("stderr", []):
+        report.add(f"a stderr block is shown: {block!r}")
+    for warning in state.get("warnings", []):
+        report.add(f"a Python warning is shown: {warning}")
     return report
 
 

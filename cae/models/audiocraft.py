@@ -124,19 +124,21 @@ class AudiocraftMusicGen(MusicLM):
 
     def _generate(self, num_samples: int, frames: int, top_k: int, temperature: float,
                   seed: int | list[int]) -> torch.Tensor:
-        """audiocraft's own sampler (``LMModel.generate``), seeded through torch's global RNG inside a fork. Its
-        sampler draws from that one RNG for the whole batch, so per-clip seeds run one clip at a time."""
-        if not isinstance(seed, int):
-            return torch.cat([self._generate(1, frames, top_k, temperature, int(s)) for s in seed])
+        """The delay sampler of :mod:`cae.models.sampling` (per-clip seeds, one batch) over audiocraft's
+        ``LMModel`` in streaming mode (its key/value cache; prepended conditions enter on the first step). Under the
+        null condition with ``cfg_coef = 1``, audiocraft's own ``generate`` computes the same distribution: its
+        conditional and null branches are both null. What differs is the random stream (audiocraft draws from
+        torch's global RNG for the whole batch), so samples are not audiocraft's for the same seed."""
+        from cae.models.sampling import audiocraft_step, sample_delay
+
+        provider = self.lm.condition_provider
         conditions = self._conditions(num_samples, None)
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            return self.lm.generate(
-                conditions=conditions, num_samples=None if conditions else num_samples, max_gen_len=frames,
-                use_sampling=temperature > 0, temp=temperature if temperature > 0 else 1.0, top_k=top_k, top_p=0.0,
-                cfg_coef=1.0,
-            )
+        with torch.inference_mode():
+            tensors = provider(provider.tokenize(conditions)) if conditions else {}
+        with self.lm.streaming():
+            return sample_delay(audiocraft_step(self.lm, tensors), batch=num_samples,
+                                num_codebooks=self.num_codebooks, frames=frames, special=int(self.lm.special_token_id),
+                                device=self.device, top_k=top_k, temperature=temperature, seed=seed)
 
     # ---- scoring --------------------------------------------------------------------------------------------------
     def conditioning(self, prompt: str | None = None) -> str:

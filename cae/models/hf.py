@@ -16,6 +16,8 @@ encoder-decoder model on ``get_unconditional_inputs``). With a prompt the full m
 
 from __future__ import annotations
 
+import copy
+
 from typing import Any
 
 import numpy as np
@@ -164,11 +166,32 @@ class HFMusicGen(MusicLM):
         audio = self.audio_encoder.decode(batch[:1, None].to(self.device), [None], return_dict=True).audio_values
         return audio[0, 0].float().cpu().numpy()
 
+    #: Decoders up to this many parameters are sampled in float64 on the CPU (:meth:`sampling_decoder`).
+    SAMPLING_FLOAT64_MAX_PARAMETERS = 100_000_000
+
+    def sampling_decoder(self) -> Any:
+        """The decoder :meth:`generate` samples from: on the CPU, for a decoder of at most
+        :data:`SAMPLING_FLOAT64_MAX_PARAMETERS` parameters, a float64 copy (made once), so that a clip's samples do not
+        depend on the batch it is sampled in (:mod:`cae.models.sampling`); otherwise the decoder itself."""
+        if self.device.type != "cpu":
+            return self.decoder
+        if "_sampling_decoder" not in self.__dict__:
+            size = sum(p.numel() for p in self.decoder.parameters())
+            self._sampling_decoder = (copy.deepcopy(self.decoder).double()
+                                      if size <= self.SAMPLING_FLOAT64_MAX_PARAMETERS else self.decoder)
+        return self._sampling_decoder
+
+    def __getstate__(self) -> dict[str, Any]:  # the float64 sampling copy is remade where it is needed
+        state = self.__dict__.copy()
+        state.pop("_sampling_decoder", None)
+        return state
+
     def _generate(self, num_samples: int, frames: int, top_k: int, temperature: float,
                   seed: int | list[int]) -> torch.Tensor:
         return sample_delay(
-            hf_decoder_step(self.decoder), batch=num_samples, num_codebooks=self.num_codebooks, frames=frames,
-            special=self.special, device=self.device, top_k=top_k, temperature=temperature, seed=seed,
+            hf_decoder_step(self.sampling_decoder(), frames + self.num_codebooks - 1), batch=num_samples,
+            num_codebooks=self.num_codebooks, frames=frames, special=self.special, device=self.device, top_k=top_k,
+            temperature=temperature, seed=seed,
         )
 
     # ---- scoring --------------------------------------------------------------------------------------------------

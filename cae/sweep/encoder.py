@@ -113,10 +113,10 @@ class EncodeStats:
 @dataclass
 class _Clean:
     wav: torch.Tensor  # [N]
-    z: torch.Tensor  # pre-stack output [1, C, F]
-    y: torch.Tensor  # LSTM output + skip [1, C, F]
-    states: dict[int, Any]  # frame -> LSTM state before that frame (None = zeros)
     codes: torch.Tensor  # [K, F] (CPU)
+    z: torch.Tensor | None = None  # pre-stack output [1, C, F]; None until a perturbation needs it
+    y: torch.Tensor | None = None  # LSTM output + skip [1, C, F]
+    states: dict[int, Any] | None = None  # frame -> LSTM state before that frame (None = zeros)
 
 
 class IncrementalEncodec:
@@ -218,6 +218,19 @@ class IncrementalEncodec:
             LongTensor ``[K, F]`` on the CPU.
         """
         x = torch.as_tensor(np.asarray(wav, dtype=np.float32)).to(self.model.device)
+        z, y, states = self._clean_features(x)
+        codes = self._quantize(self._run(self.post, y))[0]
+        self._clean = _Clean(wav=x, codes=codes, z=z, y=y, states=states)
+        return codes
+
+    def set_clean(self, wav: np.ndarray | torch.Tensor, codes: Codes) -> None:
+        """Take the clean clip and its tokens as already known (from a cached clean unit, which
+        :meth:`encode_clean` computed); its features are computed only when a perturbation needs them, so a batch
+        whose every wave is encoded in full costs no clean pass."""
+        x = torch.as_tensor(np.asarray(wav, dtype=np.float32)).to(self.model.device)
+        self._clean = _Clean(wav=x, codes=torch.as_tensor(codes).long().cpu())
+
+    def _clean_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[int, Any]]:
         z = self._run(self.pre, x[None, None])
         self.stats.pre_samples += x.numel()
         states: dict[int, Any] = {0: None}
@@ -231,9 +244,15 @@ class IncrementalEncodec:
             y = torch.cat(parts, dim=-1)
         else:
             y = z
-        codes = self._quantize(self._run(self.post, y))[0]
-        self._clean = _Clean(wav=x, z=z, y=y, states=states, codes=codes)
-        return codes
+        return z, y, states
+
+    def _features(self) -> _Clean:
+        """The clean state with its features (computed now if :meth:`set_clean` deferred them)."""
+        clean = self._clean
+        assert clean is not None
+        if clean.z is None:
+            clean.z, clean.y, clean.states = self._clean_features(clean.wav)
+        return clean
 
     def _changed_frames(self, wav: torch.Tensor) -> tuple[int, int] | None | str:
         """Pre-stack frames ``(t_a, t_b)`` that ``wav`` changes; ``None`` if it equals the clean wave, ``"full"`` when
@@ -249,7 +268,7 @@ class IncrementalEncodec:
         a, b = int(diff[0, 0]), int(diff[-1, 0])
         if a < self.margin or b > n - 1 - self.margin:
             return "full"
-        f = clean.z.shape[-1]
+        f = clean.codes.shape[-1]
         t_a = max(0, -((self.rr - a) // self.hop))  # ceil((a - RR) / hop)
         t_b = min(f - 1, (b + self.rl) // self.hop)
         return t_a, t_b
@@ -271,9 +290,9 @@ class IncrementalEncodec:
 
     def _encode_batch(self, items: list[tuple[int, int, torch.Tensor]]) -> tuple[int, torch.Tensor]:
         """LSTM + post stack + quantiser for ``(index, t_a, z_new [1, C, F])`` items → ``(e0, codes [B, K, F - e0])``."""
-        clean = self._clean
-        assert clean is not None
+        clean = self._features()
         if self.lstm is not None:
+            assert clean.states is not None and clean.y is not None
             t0 = max(s for s in clean.states if s <= min(t for _, t, _ in items))
             z = torch.cat([z[..., t0:] for _, _, z in items])  # [B, C, F - t0]
             state = clean.states[t0]
@@ -303,7 +322,7 @@ class IncrementalEncodec:
         """
         clean = self._clean
         if clean is None:
-            raise RuntimeError("call encode_clean first")
+            raise RuntimeError("call encode_clean (or set_clean) first")
         xs = [torch.as_tensor(np.asarray(w, dtype=np.float32)).to(self.model.device) for w in waves]
         out: list[Codes | None] = [None] * len(xs)
         full: dict[int, list[int]] = {}
@@ -319,7 +338,7 @@ class IncrementalEncodec:
                 full.setdefault(x.shape[0], []).append(i)
                 continue
             t_a, t_b = where  # type: ignore[misc]
-            z = clean.z.clone()
+            z = self._features().z.clone()  # type: ignore[union-attr]
             z[..., t_a : t_b + 1] = window
             inc.append((i, t_a, z))
             self.stats.incremental += 1
@@ -330,7 +349,7 @@ class IncrementalEncodec:
                 codes = self._full(torch.stack([xs[i] for i in part]))
                 for j, i in enumerate(part):
                     out[i] = codes[j]
-        f = clean.z.shape[-1]
+        f = clean.codes.shape[-1]
         for lo in range(0, len(inc), size):
             items = inc[lo : lo + size]
             e0, codes = self._encode_batch(items)

@@ -119,13 +119,15 @@ class PrefixScorer:
         model: a :class:`~cae.models.hf.HFMusicGen` (see :func:`supports_prefix_reuse`).
         clean_codes: LongTensor ``[K, F]``.
         chunk: input steps per decoder call (bounds the memory of one call; see the module docstring).
+        clean_nll: the clean NLL when already known (a cached clean unit): the clean pass that fills the KV cache
+            then runs only when a perturbed version shares a prefix with the clean clip.
 
     Attributes:
         clean_nll: float32 ``[K, F]`` on the CPU, equal to ``model.token_nll(clean_codes)``.
         stats: :class:`PrefixStats`.
     """
 
-    def __init__(self, model: MusicLM, clean_codes: Codes, chunk: int = 512):
+    def __init__(self, model: MusicLM, clean_codes: Codes, chunk: int = 512, clean_nll: TokenNLL | None = None):
         if not supports_prefix_reuse(model):
             raise TypeError(f"{model!r} does not support prefix reuse")
         from transformers import DynamicCache
@@ -140,13 +142,22 @@ class PrefixScorer:
             raise ValueError(f"chunk must be at least 1 step, got {chunk}")
         self.chunk = int(chunk)
         self.stats = PrefixStats()
-        cache = DynamicCache()
+        #: per layer (keys, values), each ``[1, heads, S, head_dim]`` on the model's device (None: not yet computed)
+        self._kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        if clean_nll is None:
+            self.clean_nll = self._clean_pass()
+        else:
+            self.clean_nll = torch.as_tensor(clean_nll, dtype=torch.float32).cpu()
+
+    def _clean_pass(self) -> TokenNLL:
+        """Run the decoder over the clean clip, keeping its keys and values; returns the clean NLL."""
+        cache = self._cache_class()
         steps = token_steps(self.alignment, *self.clean_codes.shape)
         with torch.inference_mode():
-            self.clean_nll = self._run(self.clean_inputs[None], cache, self.clean_codes[None], steps, 0, None)[0]
+            nll = self._run(self.clean_inputs[None], cache, self.clean_codes[None], steps, 0, None)[0]
         self.stats.clean_steps += self.clean_inputs.shape[1]
-        #: per layer (keys, values), each ``[1, heads, S, head_dim]`` on the model's device
         self._kv = [(layer.keys, layer.values) for layer in cache.layers]
+        return nll
 
     # ---- internals ------------------------------------------------------------------------------------------------
     def _layout(self, codes: torch.Tensor) -> torch.Tensor:
@@ -188,7 +199,9 @@ class PrefixScorer:
         cache = self._cache_class()
         if length <= 0:
             return cache
-        for i, (keys, values) in enumerate(self._kv):
+        if self._kv is None:
+            self._clean_pass()
+        for i, (keys, values) in enumerate(self._kv):  # type: ignore[arg-type]
             cache.update(keys[:, :, :length].expand(batch, -1, -1, -1), values[:, :, :length].expand(batch, -1, -1, -1), i)
         return cache
 

@@ -6,7 +6,8 @@ condition and of every perturbation as applied to that clip (:func:`cae.score.fo
 position in the list; :func:`cae.score.seed_offset`). A (model, clip) pair whose units are all in the cache is done; every
 other pair becomes one task. Planning reads file hashes and unit files only; no model is called.
 
-Task. A task loads the clip, runs :class:`~cae.sweep.engine.ClipEngine` (clean pass once), then goes through the
+Task. A task loads the clip, runs :class:`~cae.sweep.engine.ClipEngine` (clean pass once; an engine the model kept from an
+earlier sweep is reused, :class:`~cae.sweep.engine.EngineCache`), then goes through the
 clip's conditions in fixed batches of ``batch_size`` in sweep order, skipping batches whose units are all cached and
 writing each missing unit atomically as soon as its batch is scored. The batches do not depend on what is cached, so
 a resumed sweep runs every batch exactly as an uninterrupted one would and produces the same bits.
@@ -44,7 +45,7 @@ from cae.models.base import MusicLM, load_model
 from cae.provenance import file_sha256, versions
 from cae.score import CLEAN, Perturbation, ScoreTables, condition_arrays, condition_label, for_clip, seed_offset
 from cae.sweep.cache import CorruptUnitError, Unit, UnitCache, default_root, key_document, unit_key
-from cae.sweep.engine import DATA_ERRORS, ClipEngine, EngineOptions, Scored
+from cae.sweep.engine import DATA_ERRORS, ClipEngine, EngineOptions, Scored, engines_of
 
 __all__ = ["ClipTask", "SweepStats", "SweepTables", "run_sweep"]
 
@@ -203,9 +204,17 @@ def run_clip_task(task: ClipTask, model: MusicLM, cache: UnitCache, *, prompt: s
         emit(unit)
         return result
 
+    known = None
+    if task.clean_key not in task.missing:  # the clean unit is cached: its tokens and NLL spare the clean pass
+        try:                                # where no perturbation can reuse it (ClipEngine)
+            unit = cache.read(task.clean_key)
+            if unit.error is None and unit.codes is not None and unit.nll is not None:
+                known = (unit.codes, unit.nll)
+        except CorruptUnitError:
+            known = None
     try:
         wav = load(task.clip, sample_rate=model.sample_rate)
-        engine = ClipEngine(model, wav, prompt=prompt, options=options)
+        engine = engines_of(model).get(model, task.audio_sha256, wav, prompt=prompt, options=options, clean=known)
     except DATA_ERRORS as e:
         return clip_error(_message(e), cacheable=True)
     except Exception as e:  # noqa: BLE001 - an unexpected failure of one clip must not stop the sweep
