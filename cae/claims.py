@@ -276,8 +276,8 @@ def findings(table: pd.DataFrame, *, link: Callable[[str], str] = lambda page: f
     return out
 
 
-def _signed(x: float) -> str:
-    return f"{x:+.3f}".replace("-", "−")
+def _signed(x: float, digits: int = 3) -> str:
+    return "n/a" if np.isnan(x) else f"{x:+.{digits}f}".replace("-", "−")
 
 
 def headline(by_length: pd.DataFrame) -> pd.DataFrame:
@@ -325,7 +325,7 @@ def dynamics_findings(curves: pd.DataFrame, absolute: pd.DataFrame, length: int)
     for (model_id, kind), g in c.groupby(["model_id", "kind"], sort=False):
         def window(lo: int, hi: int, g: pd.DataFrame = g) -> str:
             v = g.loc[(g["rel_frame"] >= lo) & (g["rel_frame"] < hi), "mean"]
-            return _signed2(float(v.mean())) if len(v) else "n/a"
+            return _signed(float(v.mean()), 2) if len(v) else "n/a"
 
         line = (f"**{kind}** ({model_id}): Δℓ_t = {window(0, 5)} at the onset, {window(5, length)} inside the noise, "
                 f"{window(length + 5, length + 50)} after it")
@@ -336,6 +336,3 @@ def dynamics_findings(curves: pd.DataFrame, absolute: pd.DataFrame, length: int)
         out.append(line + ".")
     return out
 
-
-def _signed2(x: float) -> str:
-    return "n/a" if np.isnan(x) else f"{x:+.2f}".replace("-", "−")
