@@ -261,18 +261,32 @@ def load(path: PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Wave:
     return load_with_info(path, sample_rate)[0]
 
 
+def wave_problem(x: np.ndarray, what: str = "wave") -> str | None:
+    """What makes ``x`` unusable as a mono waveform (``[N]``, N ≥ 1, finite floating-point samples), or ``None``.
+    Callers raise it as their own error (:class:`~cae.errors.AudioError`, a perturbation's error, ...).
+
+    >>> wave_problem(np.zeros((2, 3)))
+    'wave must be 1-D (mono, shape [N]), got shape (2, 3)'
+    >>> wave_problem(np.zeros(3, dtype=np.int16)), wave_problem(np.zeros(3))
+    ('wave must hold floating-point samples, got dtype int16', None)
+    """
+    if x.ndim != 1:
+        return f"{what} must be 1-D (mono, shape [N]), got shape {x.shape}"
+    if x.size == 0:
+        return f"{what} is empty (0 samples)"
+    if not np.issubdtype(x.dtype, np.floating):
+        return f"{what} must hold floating-point samples, got dtype {x.dtype}"
+    if not np.isfinite(x).all():
+        return f"{what} contains non-finite samples (NaN/Inf)"
+    return None
+
+
 def _as_wave(wave: npt.ArrayLike, what: str = "wave") -> npt.NDArray[np.float64]:
     x = np.asarray(wave)
-    if x.ndim != 1:
-        raise AudioError(None, f"{what} must be 1-D (mono, shape [N]), got shape {x.shape}")
-    if x.size == 0:
-        raise AudioError(None, f"{what} is empty (0 samples)")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise AudioError(None, f"{what} must hold floating-point samples, got dtype {x.dtype}")
-    x = x.astype(np.float64, copy=False)
-    if not np.isfinite(x).all():
-        raise AudioError(None, f"{what} contains non-finite samples (NaN/Inf)")
-    return x
+    problem = wave_problem(x, what)
+    if problem:
+        raise AudioError(None, problem)
+    return x.astype(np.float64, copy=False)
 
 
 def resample(wave: Wave, sr_in: int, sr_out: int) -> Wave:

@@ -7,9 +7,9 @@ decoder: 24 layers, width 1024, 16 heads, FFN 4096), places the codebooks on enc
 runs the paper's sweep (white noise replacing frames ``[250, 250 + L)``, L in 5/10/50/100/150/200, -30 dBFS, seed
 42 + clip index) twice in one process:
 
-* **naive**: :func:`naive_sweep`, the calls :func:`cae.score.score_clips` makes: for each condition perturb → full
+* **naive**: :func:`naive_sweep`, the calls :func:`cae.scoring.naive.score_clips` makes: for each condition perturb → full
   encode → full forward, batch 1, one condition at a time (the clean clip once per clip);
-* **engine**: :func:`cae.sweep.run_sweep` into an empty cache (clean pass once, incremental re-encoding, KV-cache
+* **engine**: :func:`cae.scoring.run_sweep` into an empty cache (clean pass once, incremental re-encoding, KV-cache
   prefix reuse, batched suffixes).
 
 It compares the two condition by condition: where the tokens are identical, the largest per-token NLL difference;
@@ -173,7 +173,7 @@ def _write_clips(folder: Path, count: int, seconds: float) -> list[str]:
 
 def naive_sweep(paths: Sequence[str], model: Any, perturbations: Sequence[Any], first_index: int = 0
                 ) -> dict[tuple[str, str], Any]:
-    """The naive pipeline, exactly the calls :func:`cae.score.score_clips` makes: per clip, clean encode + score;
+    """The naive pipeline, exactly the calls :func:`cae.scoring.naive.score_clips` makes: per clip, clean encode + score;
     per condition, perturb (seed + clip index) → ``model.encode`` (full clip, batch 1) → ``model.token_nll``.
 
     Args:
@@ -187,7 +187,7 @@ def naive_sweep(paths: Sequence[str], model: Any, perturbations: Sequence[Any], 
     """
     from cae.audio import load
     from cae.errors import PerturbationError
-    from cae.score import CLEAN, condition_label, for_clip
+    from cae.scoring import CLEAN, condition_label, for_clip
 
     out: dict[tuple[str, str], Any] = {}
     for i, path in enumerate(paths, start=first_index):
@@ -257,8 +257,8 @@ def compare(naive: dict[tuple[str, str], Any], engine: Any, model: Any) -> dict[
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from cae.perturb import PAPER_LENGTHS, paper_noise
-    from cae.sweep import EngineOptions, run_sweep
+    from cae.paper import PAPER_LENGTHS, paper_noise
+    from cae.scoring import EngineOptions, run_sweep
 
     ap = argparse.ArgumentParser(prog="python -m cae.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=2, help="number of clips (default 2)")

@@ -26,7 +26,7 @@ import pandas as pd
 from cae.analysis import group_summary
 from cae.analysis.complexity import markov_code_length, window_code_length
 from cae.analysis.detection import bootstrap_metrics, cross_validated_scores
-from cae.perturb import Perturbation
+from cae.perturb import BitCrush, LowPass, Perturbation
 
 __all__ = ["complexity_deltas", "complexity_table", "detection_table", "profile_versions", "write_version"]
 
@@ -166,9 +166,9 @@ def profile_versions(clips: Sequence[str | Path], perturbations: Mapping[str, Pe
         :func:`complexity_table`), the profile ``score`` and the mean of every profile feature over the short
         bursts.
     """
-    from cae.profile import FEATURES, Protocol, profile_clips
-    from cae.score import for_clip, seed_offset
-    from cae.sweep import run_sweep
+    from cae.profile import FEATURES, ProfileProtocol, profile_clips
+    from cae.scoring import for_clip, seed_offset
+    from cae.scoring import run_sweep
 
     paths: dict[tuple[str, str], Path] = {}
     skipped: list[tuple[str, str, str]] = []
@@ -181,7 +181,7 @@ def profile_versions(clips: Sequence[str | Path], perturbations: Mapping[str, Pe
             except (ValueError, OSError) as e:  # a clip too short for the perturbation: a row of NaN, not a crash
                 skipped.append((str(c), name, f"{type(e).__name__}: {e}"))
     files = [str(p) for p in paths.values()]
-    protocol = Protocol(lengths=tuple(int(v) for v in probe_lengths), onsets=tuple(int(v) for v in probe_onsets))
+    protocol = ProfileProtocol(lengths=tuple(int(v) for v in probe_lengths), onsets=tuple(int(v) for v in probe_onsets))
     res = profile_clips(files, model, protocol=protocol, cache_dir=cache_dir, progress=progress)
     whole = run_sweep(files, [], model, cache_dir=cache_dir, codes=True, progress=False).tokens  # cached units
     costs: dict[str, tuple[float, float, float]] = {}
@@ -241,7 +241,6 @@ def detection_perturbations(noise_bursts: Sequence[Sequence[Any]], shuffles: Seq
     >>> list(detection_perturbations([["white", 50]], [["segment_swap", 100]], {"lowpass": [1000]}))
     ['noise white 50f', 'segment_swap 100f', 'low-pass 1000 Hz']
     """
-    from cae.profile import BitCrush, LowPass
     from cae.study import noise_conditions, shuffle_conditions
 
     out: dict[str, Perturbation] = {}

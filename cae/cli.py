@@ -9,17 +9,17 @@ Perturbations come from three options that add up:
   42 + clip index (``--seeding index``, the default with this option; otherwise seeds follow each clip's content);
 * ``--noise COLOUR`` with ``--level-db``, ``--reference``, ``--mode``, ``--onset-frames``, ``--lengths``,
   ``--crossfade-ms``, ``--seed`` — one noise condition per length;
-* ``--perturb TEXT`` (repeatable) — the compact syntax of :mod:`cae.perturb_text`, e.g.
+* ``--perturb TEXT`` (repeatable) — the compact syntax of :mod:`cae.perturb.text`, e.g.
   ``noise:white:-30dbfs@250+100f``; or JSON (``--perturb '{"kind": ...}'``) or ``@file.json``, any perturbation as
   :func:`cae.perturb.from_dict` reads it (a file may hold one object or a list).
 
-``cae score`` goes through the cached sweep engine (:func:`cae.sweep.run_sweep`; ``--cache-dir``), the same path as
+``cae score`` goes through the cached sweep engine (:func:`cae.scoring.run_sweep`; ``--cache-dir``), the same path as
 the book. Output: the suffix of ``--out`` picks the format (``.parquet`` or ``.csv``; anything else is refused before
 any work), for every command; the output folder is checked for writability before any work too. Rows are written
 even when some clips fail; the failures are listed on stderr and the exit code is 1.
 
 ``cae profile`` scores every audio file in the given folders (recursively; files may also be named directly) under
-the short-injection protocol (:class:`cae.profile.Protocol`: white-noise bursts of 5 and 10 frames at frames 150,
+the short-injection protocol (:class:`cae.profile.ProfileProtocol`: white-noise bursts of 5 and 10 frames at frames 150,
 300 and 450, 0 dB SNR relative to the clip, replacing the audio; ``--lengths``, ``--onsets``, ``--level-db`` change
 it) and writes the profile table (one row per clip × burst × codebook-or-"mean"; parquet, or CSV when ``--out`` ends
 in ``.csv``) plus the per-clip scores beside it (``<stem>.scores<suffix>``), then prints a short summary. A file that
@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cae.perturb import PAPER_LENGTHS
+from cae.paper import PAPER_LENGTHS, PAPER_TOP_KS
 
 
 def _lengths(text: str) -> list[int]:
@@ -53,9 +53,8 @@ class UsageError(Exception):
 
 
 def _perturbations_from(values: list[str]) -> list[Any]:
-    """``--perturb`` values: compact text (:mod:`cae.perturb_text`), JSON, or ``@file.json``."""
-    from cae.perturb import PerturbationError, from_dict
-    from cae.perturb_text import parse
+    """``--perturb`` values: compact text (:mod:`cae.perturb.text`), JSON, or ``@file.json``."""
+    from cae.perturb import PerturbationError, from_dict, parse
 
     out: list[Any] = []
     for v in values:
@@ -119,12 +118,12 @@ def _check_device(device: str | None) -> None:
 
 
 def build_perturbations(args: argparse.Namespace) -> list[Any]:
-    from cae import perturb
+    from cae import paper, perturb
 
     out: list[Any] = []
     lengths = args.lengths or list(PAPER_LENGTHS)
     if args.paper_noise:
-        out += [perturb.paper_noise(n, args.paper_noise, file_index=0) for n in lengths]
+        out += [paper.paper_noise(n, args.paper_noise, file_index=0) for n in lengths]
     if args.noise:
         for n in lengths:
             out.append(perturb.Noise(
@@ -157,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--crossfade-ms", type=float, default=0.0)
     s.add_argument("--seed", type=int, default=0, help="noise seed of --noise (plus a per-clip offset, see --seeding)")
     s.add_argument("--perturb", action="append", default=[], metavar="TEXT|JSON|@FILE",
-                   help="e.g. noise:white:-30dbfs@250+100f (grammar: cae.perturb_text)")
+                   help="e.g. noise:white:-30dbfs@250+100f (grammar: cae.perturb.text)")
     s.add_argument("--seeding", choices=["content", "index"], default=None,
                    help="per-clip noise seed offset: from the clip's bytes (default) or its position in the list "
                         "(the authors' 42 + index; the default with --paper-noise)")
@@ -233,7 +232,7 @@ def _profile(args: argparse.Namespace) -> int:
     import math
 
     from cae.models import load_model
-    from cae.profile import DEFAULT_SCORE_FEATURE, FEATURES, Protocol, clip_scores, profile_clips
+    from cae.profile import DEFAULT_SCORE_FEATURE, FEATURES, ProfileProtocol, clip_scores, profile_clips
 
     out = _table_path(args.out)
     scores_path = out.with_name(f"{out.stem}.scores{out.suffix}")
@@ -245,12 +244,12 @@ def _profile(args: argparse.Namespace) -> int:
     clips = _audio_inputs(args.audio)
     if not clips:
         raise UsageError(f"no audio files found in {' '.join(args.audio)}")
-    defaults = Protocol()
+    defaults = ProfileProtocol()
     model = load_model(args.model, **({"device": args.device} if args.device else {}))
     try:
-        protocol = Protocol(lengths=tuple(args.lengths or defaults.lengths),
-                            onsets=tuple(args.onsets or defaults.onsets), level_db=args.level_db, seed=args.seed,
-                            frame_rate=float(model.frame_rate))
+        protocol = ProfileProtocol(lengths=tuple(args.lengths or defaults.lengths),
+                                   onsets=tuple(args.onsets or defaults.onsets), level_db=args.level_db, seed=args.seed,
+                                   frame_rate=float(model.frame_rate))
     except ValueError as e:
         raise UsageError(str(e)) from None
     result = profile_clips(clips, model, protocol=protocol, cache_dir=args.cache_dir, progress=not args.no_progress)
@@ -279,7 +278,7 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from cae.generation import PAPER_TOP_KS, write_generated_set
+    from cae.generation import write_generated_set
     from cae.models import load_model
 
     if not args.seconds > 0:
@@ -304,7 +303,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from cae.models import load_model
-    from cae.sweep import run_sweep
+    from cae.scoring import run_sweep
 
     out = _table_path(args.out)
     summary_out = out.with_name(f"{out.stem}.summary{out.suffix}")

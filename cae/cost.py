@@ -1,14 +1,14 @@
 """What scoring costs at real size: FLOPs, memory and time per sweep unit, per architecture, dtype and clip length.
 
 A *unit* is one clip under one condition (clean or perturbed): encode the audio with EnCodec, then score every
-token with the decoder (:mod:`cae.sweep`). The model here is analytic, from the shipped configs
+token with the decoder (:mod:`cae.scoring`). The model here is analytic, from the shipped configs
 (:mod:`cae.models.published`):
 
 * **decoder FLOPs** for ``S`` positions: ``2 · S · P_mm + 4 · L · S² · d`` — every weight matrix once per position
   (``P_mm``: the self-attention and feed-forward weights of ``L`` layers, ``12 d²`` each, plus the ``K`` output
   heads; cross-attention is skipped under null conditioning) and the attention scores and weighted sum. ``S`` is
   the frame count plus the ``K − 1`` delay steps, plus Melody's prepended conditions (235 chroma frames and one
-  text token). Prefix reuse (:mod:`cae.sweep.prefix`) scores a perturbed unit only from its onset, so it costs
+  text token). Prefix reuse (:mod:`cae.scoring.prefix`) scores a perturbed unit only from its onset, so it costs
   ``(S − onset) / S`` of this, roughly;
 * **codec FLOPs** per second of audio: the SEANet encoder's convolutions at their sample rates, its two-layer
   LSTM at the frame rate and the final projection (6.1 + 1.7 GFLOP per second for the 32 kHz EnCodec);
@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from cae.models.published import ARCHITECTURES, Architecture, architecture, architecture_parameters, encodec_config
+from cae.paper.protocol import PAPER_CLIPS
 
 #: Bytes per element of the scoring dtypes.
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -127,17 +128,13 @@ def lstm_gflop(seconds: float) -> float:
 def perturbed_unit_gflop(name: str, seconds: float = 15.0, *, onset_s: float = 5.0, span_s: float = 2.0) -> float:
     """FLOPs (×1e9) of one perturbed unit in a sweep, where the clean clip's work is reused exactly: the
     incremental encoder recomputes the convolutions over the changed span plus about a second of receptive field
-    and the LSTM from the onset on (:mod:`cae.sweep.encoder`); the decoder scores only from the first changed
-    position, attending to the cached prefix (:mod:`cae.sweep.prefix`)."""
+    and the LSTM from the onset on (:mod:`cae.scoring.encoder`); the decoder scores only from the first changed
+    position, attending to the cached prefix (:mod:`cae.scoring.prefix`)."""
     arch = architecture(name)
     s = positions(arch, math.ceil(seconds * arch.frame_rate))
     prefix = int(onset_s * arch.frame_rate) + (MELODY_PREFIX if arch.conditioning == "prepend" else 0)
     encode = encoder_gflop(span_s + 1.0, lstm=False) + lstm_gflop(seconds - onset_s)
     return encode + decoder_gflop(arch, s - prefix, context=s)
-
-
-#: Clips per kind in the paper's datasets (TrainingSet 20 previews, OOD 78 ASAP renderings, Generated 140 samples).
-PAPER_CLIPS = {"trainset": 20, "ood": 78, "generated": 140}
 
 
 def paper_set_units(clips: dict[str, int] | None = None, root: str | None = None) -> dict[str, int]:

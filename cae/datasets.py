@@ -35,13 +35,11 @@ import numpy as np
 
 from cae.errors import CaeError
 from cae.models.base import MusicLM
+from cae.paper.protocol import PAPER_CLIP_SECONDS, PAPER_CLIPS_PER_TOP_K, PAPER_TOP_KS
 from cae.paths import REPO_ROOT, cache_dir, data_dir
 
 __all__ = ["DatasetError", "parse_spec", "resolve_dataset", "resolve_datasets", "synthetic_clips"]
 
-#: Top-k values (and clips per value) for the ``generated`` spec: the paper's seven values (Protocol page: Models and datasets).
-GENERATED_TOP_KS: tuple[int, ...] = (10, 50, 100, 150, 200, 250, 500)
-GENERATED_SECONDS = 15.0
 
 
 class DatasetError(CaeError):
@@ -78,25 +76,26 @@ def _slug(text: str) -> str:
 
 
 def _generated(model: MusicLM, n_clips: int | None, seed: int, progress: bool) -> list[Path]:
-    """Round-robin over the top-k values: clip i has top-k ``GENERATED_TOP_KS[i % 7]``."""
+    """Round-robin over the paper's top-k values (Protocol page: Models and datasets): clip i has top-k
+    ``PAPER_TOP_KS[i % 7]``; all of them: 20 clips of 15 s per value, as the paper."""
     import pandas as pd
 
     from cae.generation import write_generated_set
     from cae.models.sampling import SAMPLER_VERSION
 
-    n = len(GENERATED_TOP_KS) * 20 if n_clips is None else int(n_clips)
+    n = len(PAPER_TOP_KS) * PAPER_CLIPS_PER_TOP_K if n_clips is None else int(n_clips)
     # a prefix of the top-k list keeps every sample's seed (seed + 1000·k_index + i) the same as in the full set
-    top_ks = GENERATED_TOP_KS[: max(1, min(n, len(GENERATED_TOP_KS)))]
+    top_ks = PAPER_TOP_KS[: max(1, min(n, len(PAPER_TOP_KS)))]
     per_k = max(1, -(-n // len(top_ks)))
     info = model.info()
-    key = hashlib.sha256(json.dumps([info.model_id, info.revision, info.backend, seed, GENERATED_SECONDS,
+    key = hashlib.sha256(json.dumps([info.model_id, info.revision, info.backend, seed, PAPER_CLIP_SECONDS,
                                      SAMPLER_VERSION], sort_keys=True).encode()).hexdigest()[:12]
     root = data_dir() / "generated" / f"{_slug(info.model_id)}-{key}"
     stamp = root / "manifest.csv"
     table = pd.read_csv(stamp) if stamp.is_file() else None
     if (table is None or not set(top_ks) <= set(table["top_k"])
             or table[table["top_k"].isin(top_ks)].groupby("top_k").size().min() < per_k):
-        table = write_generated_set(model, root, top_ks=top_ks, per_k=per_k, seconds=GENERATED_SECONDS,
+        table = write_generated_set(model, root, top_ks=top_ks, per_k=per_k, seconds=PAPER_CLIP_SECONDS,
                                     seed=seed, progress=progress)
     by_k = {k: sorted(root / p for p in g["path"]) for k, g in table.groupby("top_k")}
     out: list[Path] = []

@@ -18,9 +18,7 @@ import pandas as pd
 
 from cae.models.base import MusicLM
 from cae.models.sampling import SAMPLER_VERSION
-
-#: The top-k values of the paper's Generated set (140 = 7 × 20 clips).
-PAPER_TOP_KS: tuple[int, ...] = (10, 50, 100, 150, 200, 250, 500)
+from cae.paper.protocol import PAPER_TOP_KS
 
 
 def write_generated_set(

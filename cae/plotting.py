@@ -7,7 +7,7 @@ plus one call to ``vegaEmbed``; the vega, vega-lite and vega-embed code comes on
 book's ``_config.yml`` loads it in every page's head). The bundle also carries the vega-lite MIME type, so
 JupyterLab renders the same chart natively. Tooltips are on every chart; ``actions`` (export menu) are off.
 
-**Charts.** Small builders over the tidy tables of :mod:`cae.study` (``mean``/``low``/``high`` columns from
+**Charts.** Small builders over the tidy tables of :mod:`cae.study` (``mean``/``ci_low``/``ci_high`` columns from
 bootstrap CIs): :func:`line_ci` (a line per group with a CI band or error bars), :func:`curve_chart` (Δℓ_t around
 the onset, with the perturbation shaded), :func:`box_chart` (distributions per group), :func:`audio` (an inline
 player).
@@ -25,7 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["audio", "box_chart", "curve_chart", "enable", "line_ci", "render_html", "write_vega_bundle"]
+__all__ = [
+    "audio", "box_chart", "curve_chart", "detection_chart", "enable", "feature_chart", "interval_chart", "line_ci",
+    "mel_frames", "render_html", "spectrogram_chart", "write_vega_bundle",
+]
 
 #: File name of the JavaScript bundle under the book's ``_static`` folder.
 BUNDLE_NAME = "cae-vega.js"
@@ -114,7 +117,7 @@ def _facet(chart: Any, column: str | None, row: str | None, wrap: int) -> Any:
     return chart
 
 
-def line_ci(df: pd.DataFrame, *, x: str, y: str = "mean", low: str = "low", high: str = "high",
+def line_ci(df: pd.DataFrame, *, x: str, y: str = "mean", low: str = "ci_low", high: str = "ci_high",
             color: str | None = None, column: str | None = None, row: str | None = None, band: bool = False,
             x_title: str | None = None, y_title: str | None = None, x_scale: str = "linear",
             title: str | None = None, width: int = 250, height: int = 220, tooltip: Sequence[str] = (),
@@ -122,7 +125,8 @@ def line_ci(df: pd.DataFrame, *, x: str, y: str = "mean", low: str = "low", high
     """Mean line with a CI (error bars, or a band with ``band=True``) per ``color`` group, faceted optionally.
 
     Args:
-        df: tidy table with ``x``, ``y``, ``low``, ``high`` and the grouping columns.
+        df: tidy table with ``x``, ``y`` and the grouping columns, and the CI columns ``low`` and ``high`` (the
+            tables of :mod:`cae.study` name them ``ci_low`` and ``ci_high``); without them only the line is drawn.
         x, y, low, high: column names.
         color: grouping column for colour (nominal).
         column, row: facet columns.
@@ -140,7 +144,9 @@ def line_ci(df: pd.DataFrame, *, x: str, y: str = "mean", low: str = "low", high
     d = df.copy()
     enc_x = alt.X(x, type="quantitative", title=x_title or x, scale=alt.Scale(type=x_scale))
     enc_y = alt.Y(y, type="quantitative", title=y_title or y, scale=alt.Scale(zero=False))
-    tips = _tooltip(d, [c for c in [color, column, row, stroke_dash] if c] + [x, y, low, high, *tooltip])
+    has_ci = low in d and high in d
+    tips = _tooltip(d, [c for c in [color, column, row, stroke_dash] if c] + [x, y, *([low, high] if has_ci else []),
+                                                                               *tooltip])
     enc: dict[str, Any] = {}
     if color:
         enc["color"] = alt.Color(color, type="nominal")
@@ -153,7 +159,7 @@ def line_ci(df: pd.DataFrame, *, x: str, y: str = "mean", low: str = "low", high
     else:
         ci = alt.Chart().mark_errorbar(ticks=True).encode(
             x=enc_x, y=alt.Y(low, type="quantitative", title=y_title or y), y2=alt.Y2(high), **enc)
-    layers = [ci, line]
+    layers = [ci, line] if has_ci else [line]
     if zero_line:  # one rule per panel: aggregate the data to a single row first
         layers.insert(0, alt.Chart().transform_aggregate(n="count()").mark_rule(color="gray", strokeDash=[2, 2])
                       .encode(y=alt.datum(0)))
@@ -168,7 +174,8 @@ def curve_chart(curves: pd.DataFrame, *, color: str = "length", column: str | No
                 row: str | None = None, y_title: str = "Δℓ_t (nats)", title: str | None = None,
                 shade: tuple[float, float] | None = None, width: int = 250, height: int = 200,
                 wrap: int = 2) -> Any:
-    """Curves over ``rel_frame`` (frames from the onset) with bootstrap bands, per ``color`` group.
+    """Curves over ``rel_frame`` (frames from the onset) with bootstrap bands (``ci_low``/``ci_high``, drawn when the
+    table has them), per ``color`` group.
 
     ``shade=(start, stop)`` shades a span of relative frames (e.g. the perturbation).
     """
@@ -177,16 +184,19 @@ def curve_chart(curves: pd.DataFrame, *, color: str = "length", column: str | No
     d = curves.copy()
     d[color] = d[color].astype(str)
     x = alt.X("rel_frame", type="quantitative", title="frames from onset")
-    tips = _tooltip(d, [c for c in [color, column, row] if c] + ["rel_frame", "mean", "low", "high", "n"])
+    has_ci = "ci_low" in d and "ci_high" in d
+    tips = _tooltip(d, [c for c in [color, column, row] if c] + ["rel_frame", "mean",
+                                                                 *(["ci_low", "ci_high"] if has_ci else []), "n"])
     layers = []
     if shade is not None:
         layers.append(alt.Chart(pd.DataFrame({"a": [shade[0]], "b": [shade[1]]})).mark_rect(opacity=0.08, color="gray")
                       .encode(x=alt.X("a", type="quantitative"), x2=alt.X2("b")))
     sort = sorted(d[color].unique(), key=lambda s: (len(s), s))
     c = alt.Color(color, type="nominal", sort=sort)
-    layers.append(alt.Chart().mark_area(opacity=0.15).encode(x=x, y=alt.Y("low", type="quantitative", title=y_title),
-                                                             y2=alt.Y2("high"), color=c))
-    layers.append(alt.Chart().mark_line(strokeWidth=1.2).encode(x=x, y=alt.Y("mean", type="quantitative"),
+    if has_ci:
+        layers.append(alt.Chart().mark_area(opacity=0.15).encode(x=x, y=alt.Y("ci_low", type="quantitative"),
+                                                                 y2=alt.Y2("ci_high"), color=c))
+    layers.append(alt.Chart().mark_line(strokeWidth=1.2).encode(x=x, y=alt.Y("mean", type="quantitative", title=y_title),
                                                                  color=c, tooltip=tips))
     chart = alt.layer(*layers, data=d).properties(width=width, height=height)
     chart = _facet(chart, column, row, wrap)
@@ -197,16 +207,18 @@ def curve_chart(curves: pd.DataFrame, *, color: str = "length", column: str | No
 
 def box_chart(df: pd.DataFrame, *, x: str, y: str, color: str | None = None, column: str | None = None,
               y_title: str | None = None, title: str | None = None, width: int = 220, height: int = 220,
-              points: bool = True, tooltip: Sequence[str] = (), wrap: int = 2) -> Any:
-    """Box plots of ``y`` per ``x`` (coloured by ``color``), with the points themselves (hover for the clip)."""
+              points: bool = True, tooltip: Sequence[str] = (), wrap: int = 2,
+              sort: Sequence[str] | None = None) -> Any:
+    """Box plots of ``y`` per ``x`` (coloured by ``color``; ``x`` values in the order ``sort`` gives, else sorted),
+    with the points themselves (hover for the clip)."""
     import altair as alt
 
     d = df.copy()
-    enc: dict[str, Any] = {"x": alt.X(x, type="nominal", title=x)}
+    enc: dict[str, Any] = {"x": alt.X(x, type="nominal", title=x, sort=alt.Undefined if sort is None else list(sort))}
     if color:
         enc["color"] = alt.Color(color, type="nominal")
         enc["xOffset"] = alt.XOffset(color, type="nominal")
-    yenc = alt.Y(y, type="quantitative", title=y_title or y)
+    yenc = alt.Y(y, type="quantitative", title=y_title or y, scale=alt.Scale(zero=False))
     layers = [alt.Chart().mark_boxplot(extent=1.5, opacity=0.6, size=14).encode(y=yenc, **enc)]
     if points:
         tips = _tooltip(d, [c for c in [x, color, column, y, *tooltip] if c])
@@ -218,7 +230,28 @@ def box_chart(df: pd.DataFrame, *, x: str, y: str, color: str | None = None, col
     return chart
 
 
-def interval_chart(df: pd.DataFrame, *, y: str, x: str = "mean", low: str = "low", high: str = "high",
+def feature_chart(curve: pd.DataFrame, marks: pd.DataFrame, *, onset: int, length: int, width: int = 560,
+                  height: int = 280) -> Any:
+    """One burst's Δℓ_t as bars coloured by window, with each feature drawn where it is read: a black span at the
+    level it marks, labelled with its name (:func:`cae.profile.feature_marks`' ``curve`` and ``marks``; features
+    that are areas are sums, not levels on the curve, and are left to the table)."""
+    import altair as alt
+
+    on_curve = marks[~marks["feature"].str.contains("area")].assign(
+        rel_start=lambda d: d["frame_start"] - onset, rel_stop=lambda d: d["frame_stop"] - onset + 1)
+    bars = alt.Chart(curve).mark_bar(width=4).encode(
+        x=alt.X("rel:Q", title=f"frames from the burst onset (burst: 0 … {length - 1})"),
+        y=alt.Y("delta:Q", title="Δℓ_t (nats, codebook mean)"), color=alt.Color("region:N"),
+        tooltip=["rel", alt.Tooltip("delta:Q", format=".3f"), "region"])
+    spans = alt.Chart(on_curve).mark_rule(strokeWidth=3, opacity=0.7, color="black").encode(
+        x="rel_start:Q", x2="rel_stop:Q", y="value:Q",
+        tooltip=["feature", alt.Tooltip("feature_value:Q", format=".3f"), "frame_start", "frame_stop"])
+    labels = alt.Chart(on_curve).mark_text(align="left", dx=4, dy=-6, fontSize=10).encode(
+        x="rel_stop:Q", y="value:Q", text="feature")
+    return (bars + spans + labels).properties(width=width, height=height)
+
+
+def interval_chart(df: pd.DataFrame, *, y: str, x: str = "mean", low: str = "ci_low", high: str = "ci_high",
                    color: str | None = None, x_title: str | None = None, reference: float = 0.0,
                    domain: Sequence[float] | None = None, tooltip: Sequence[str] = (), width: int = 420,
                    height: int | None = None) -> Any:

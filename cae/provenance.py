@@ -1,5 +1,5 @@
-"""What every result row carries so that it can be reproduced: package versions and input hashes; and what a
-build of the book ran on (:func:`build_provenance`).
+"""What every result row carries so that it can be reproduced: package versions, input hashes and the commit (what a
+whole build of the book ran on is :func:`cae.book.provenance.build_provenance`).
 
 >>> v = versions()
 >>> sorted(k for k in v if k in ("cae", "numpy", "python"))
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import platform
-from collections.abc import Sequence
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 _PACKAGES = ("cae", "torch", "transformers", "numpy", "scipy", "soundfile", "soxr", "audiocraft")
 
@@ -58,21 +56,3 @@ def git_commit(root: str | Path | None = None) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "not a git checkout"
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
-
-
-def build_provenance(models: Sequence[Any]) -> dict[str, Any]:
-    """What a build ran on: ``commit`` (:func:`git_commit`), ``versions`` (:func:`versions`) and per model its
-    id, backend, revision and the SHA-256 of its weight files where the model folder lists them (the shipped
-    reference models' ``reference.json``)."""
-    import json
-
-    from cae.reference.model import FAMILIES, META_FILE
-
-    rows = []
-    for m in models:
-        info = m.info().as_dict()
-        folder = FAMILIES.get(info["model_id"])
-        sums = json.loads((folder / META_FILE).read_text())["sha256"] if folder is not None else {}
-        rows.append({"model_id": info["model_id"], "backend": info["backend"], "revision": info["revision"],
-                     "weights_sha256": sums})
-    return {"commit": git_commit(), "versions": versions(), "models": rows}

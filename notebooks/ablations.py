@@ -56,6 +56,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cae import plotting, study
+from cae.audio import load
 from cae.datasets import resolve_datasets
 from cae.perturb import Noise, Span
 
@@ -78,7 +79,7 @@ for proto in ["corrected", "paper"]:
     runs[proto] = study.run(ms, datasets, paper_noise, n_clips=n_clips, protocol_name=proto, cache_dir=cache_dir,
                             seeding="content")
 by_proto = pd.concat([study.delta_by_length(r).assign(protocol=p) for p, r in runs.items()], ignore_index=True)
-plotting.line_ci(by_proto, x="length", low="ci_low", high="ci_high", color="kind", column="protocol",
+plotting.line_ci(by_proto, x="length", color="kind", column="protocol",
                  x_title="noise length (frames)", y_title="Δ clip loss (nats/token)", width=250)
 
 # %%
@@ -89,7 +90,7 @@ display(clean.groupby(["model_id", "protocol", "kind"])["loss"].mean().unstack("
 table
 
 # %%
-regions = pd.concat([study.region_table(r, onset=onset).assign(protocol=p) for p, r in runs.items()])
+regions = pd.concat([study.region_means(r, onset=onset).assign(protocol=p) for p, r in runs.items()])
 (regions[regions["length"] >= 50].groupby(["model_id", "protocol", "method", "region", "kind"])["delta"].mean()
  .unstack("kind").round(3))
 
@@ -106,28 +107,14 @@ levels = study.run(model_list, datasets, lambda k: study.noise_conditions(
     cache_dir=cache_dir)
 by_level = pd.concat([study.delta_by_length(runs["corrected"]).assign(level="paper dBFS"),
                       study.delta_by_length(levels).assign(level=f"SNR {matched_snr:+g} dB")], ignore_index=True)
-plotting.line_ci(by_level, x="length", low="ci_low", high="ci_high", color="kind", column="level",
+plotting.line_ci(by_level, x="length", color="kind", column="level",
                  x_title="noise length (frames)", y_title="Δ clip loss (nats/token)", width=250)
 
 # %% [markdown]
 # Music levels by kind (RMS dBFS): with absolute noise levels the effective SNR differs by kind.
 
 # %%
-import numpy as np  # noqa: E402
-
-from cae.audio import load  # noqa: E402
-
-rms = []
-for m in model_list:
-    for kind, paths in resolve_datasets(datasets, n_clips=n_clips, model=m, seed=study.GENERATION_SEED).items():
-        for p in paths:
-            x = load(p, sample_rate=m.sample_rate)
-            rms.append({"kind": kind, "rms_dbfs": 10 * np.log10(float((x**2).mean()) + 1e-24)})
-rms = pd.DataFrame(rms).groupby("kind")["rms_dbfs"].agg(["mean", "min", "max"]).round(1)
-rms["paper noise dBFS"] = [study._paper_level(k) if k in ("ood", "generated", "trainset", "heldout") else None
-                           for k in rms.index]
-rms["effective SNR (dB)"] = (rms["mean"] - rms["paper noise dBFS"]).round(1)
-rms
+study.music_levels(model_list, datasets, n_clips=n_clips)
 
 # %%
 sweep = study.run(model_list, datasets, lambda k: [p for snr in snr_levels for p in study.noise_conditions(
@@ -135,7 +122,7 @@ sweep = study.run(model_list, datasets, lambda k: [p for snr in snr_levels for p
     cache_dir=cache_dir, codes=True)
 by_snr = study.delta_by_length(sweep, by=("model_id", "kind", "length", "level_db"))
 by_snr["length"] = "L = " + by_snr["length"].astype(str)
-plotting.line_ci(by_snr, x="level_db", low="ci_low", high="ci_high", color="kind", column="length",
+plotting.line_ci(by_snr, x="level_db", color="kind", column="length",
                  x_title="SNR (dB): music RMS over noise RMS", y_title="Δ clip loss (nats/token)", width=250)
 
 # %% [markdown]
@@ -148,7 +135,7 @@ plotting.line_ci(by_snr, x="level_db", low="ci_low", high="ci_high", color="kind
 xf = study.run(model_list, datasets, lambda k: [p for c in (0.0, crossfade_ms) for p in study.noise_conditions(
     k, crossfade_lengths, level_mode="paper", onset=onset, crossfade_ms=c, seed=seed)], n_clips=n_clips,
     cache_dir=cache_dir)
-xr = study.region_table(xf, onset=onset, methods=("anchored",))
+xr = study.region_means(xf, onset=onset, methods=("anchored",))
 xr = xr.merge(xf.summary[["model_id", "kind", "clip", "condition", "crossfade_ms"]],
               on=["model_id", "kind", "clip", "condition"])
 (xr.groupby(["model_id", "kind", "length", "crossfade_ms", "region"])["delta"].mean().unstack("region")
@@ -190,7 +177,7 @@ codec_list = study.load_models(codec_models, protocol_name="corrected", device=d
 corpus_kinds = {k: v for k, v in datasets.items() if k != "generated"}
 both = study.run(codec_list, corpus_kinds, paper_noise, n_clips=n_clips, cache_dir=cache_dir, codes=True)
 by_codec = study.delta_by_length(both)
-plotting.line_ci(by_codec, x="length", low="ci_low", high="ci_high", color="kind", column="model_id",
+plotting.line_ci(by_codec, x="length", color="kind", column="model_id",
                  x_title="noise length (frames)", y_title="Δ clip loss (nats/token)", width=250)
 
 # %% [markdown]
@@ -198,7 +185,7 @@ plotting.line_ci(by_codec, x="length", low="ci_low", high="ci_high", color="kind
 # noise inside the span: distinct tokens per codebook and the share of noise frames repeating the previous token.
 
 # %%
-codec_regions = study.region_table(both, onset=onset, methods=("anchored",))
+codec_regions = study.region_means(both, onset=onset, methods=("anchored",))
 codec_tokens = study.noise_token_stats(both, onset=onset)
 side = (codec_regions[codec_regions["length"] >= 50].groupby(["model_id", "kind", "region"])["delta"].mean()
         .unstack("region")[["peak", "assimilation", "recovery"]])
@@ -221,9 +208,9 @@ curves = (response[response["level_mode"] != "clean"].groupby(["model_id", "leve
           [["unique_tokens", "repeat_rate"]].agg(["mean", "min", "max"]))
 for stat, title in (("unique_tokens", "distinct tokens per codebook inside the noise"),
                     ("repeat_rate", "share of noise frames repeating the previous token")):
-    d = curves[stat].reset_index().rename(columns={"min": "low", "max": "high"})
-    display(plotting.line_ci(d, x="level_db", color="model_id", column="level_mode", x_title="noise level (dB)",
-                             y_title=stat.replace("_", " "), title=title, width=250))
+    display(plotting.line_ci(curves[stat].reset_index(), x="level_db", low="min", high="max", color="model_id",
+                             column="level_mode", x_title="noise level (dB)", y_title=stat.replace("_", " "),
+                             title=title, width=250))
 clean_stats = response[response["level_mode"] == "clean"].groupby("model_id")[["unique_tokens", "repeat_rate"]].mean()
 clean_stats.round(3).rename_axis(columns="clean music, same frames")
 

@@ -78,7 +78,7 @@ noise = study.run(model_list, datasets, lambda k: study.noise_conditions(k, leng
                   n_clips=n_clips, cache_dir=cache_dir, codes=True)
 table = beyond.complexity_table(noise, order=markov_order)
 deltas = beyond.complexity_deltas(table)
-plotting.line_ci(deltas, x="length", low="ci_low", high="ci_high", color="kind", column="quantity",
+plotting.line_ci(deltas, x="length", color="kind", column="quantity",
                  row="model_id", x_title="noise length (frames)", y_title="Δ (nats/token)", width=170, height=150)
 
 # %% [markdown]
@@ -99,7 +99,7 @@ shuffled = study.run(model_list[:1], datasets, lambda k: study.shuffle_condition
                                                                                    onset=onset, seed=seed),
                      n_clips=n_clips, cache_dir=cache_dir, codes=True)
 shuffle_deltas = beyond.complexity_deltas(beyond.complexity_table(shuffled, order=markov_order))
-plotting.line_ci(shuffle_deltas, x="length", low="ci_low", high="ci_high", color="kind", column="quantity",
+plotting.line_ci(shuffle_deltas, x="length", color="kind", column="quantity",
                  x_title="shuffle length (frames)", y_title="Δ (nats/token)", width=170, height=150, wrap=5)
 
 # %% [markdown]

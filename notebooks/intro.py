@@ -40,7 +40,9 @@ plugins = []
 # %%
 from IPython.display import Markdown, display
 
-from cae import claims, plotting, provenance, study
+from cae import plotting, study
+from cae.book.provenance import build_provenance, provenance_markdown
+from cae.paper import claims
 
 plotting.enable()
 corrected = study.load_models(models, protocol_name="corrected", device=device, plugins=plugins)
@@ -57,8 +59,8 @@ numbers = claims.evaluate(corrected, settings, noise=noise,
 # the model is one of the paper's MusicGen checkpoints, the paper's Fig. 2 values are drawn dashed beside ours.
 
 # %%
-plotting.line_ci(claims.headline(study.delta_by_length(noise)), x="length", low="ci_low", high="ci_high",
-                 color="kind", column="model_id", stroke_dash="source", x_title="noise length L (frames, 50 per s)",
+plotting.line_ci(claims.headline(study.delta_by_length(noise)), x="length", color="kind", column="model_id",
+                 stroke_dash="source", x_title="noise length L (frames, 50 per s)",
                  y_title="Δ clip loss (nats/token)", width=420, height=260)
 
 # %%
@@ -107,10 +109,4 @@ display(Markdown("\n".join(f"- {line}" for line in claims.findings(numbers))
 # The commit, package versions and model weights this page (and every page built with it) was computed with:
 
 # %%
-build = provenance.build_provenance(corrected)
-display(Markdown(
-    f"- commit: `{build['commit']}`\n"
-    + f"- packages: {', '.join(f'{k} {v}' for k, v in build['versions'].items())}\n"
-    + "\n".join(f"- model `{m['model_id']}` ({m['backend']}, revision `{m['revision']}`)"
-                + "".join(f"\n  - `{f}`: sha256 `{h}`" for f, h in m["weights_sha256"].items())
-                for m in build["models"])))
+display(Markdown(provenance_markdown(build_provenance(corrected))))

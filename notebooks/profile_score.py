@@ -49,7 +49,6 @@ cache_dir = None
 plugins = []
 
 # %%
-import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -58,7 +57,7 @@ from cae.datasets import resolve_dataset
 
 plotting.enable()
 model_list = study.load_models(models, device=device, plugins=plugins)
-protocol = profile.Protocol(lengths=tuple(lengths), onsets=tuple(onsets), level_db=level_db, seed=seed)
+protocol = profile.ProfileProtocol(lengths=tuple(lengths), onsets=tuple(onsets), level_db=level_db, seed=seed)
 params = profile.FeatureParams()
 clips = resolve_dataset(dataset, n_clips=n_clips, model=model_list[0], seed=study.GENERATION_SEED)
 display(Markdown(f"{len(clips)} clips from `{dataset}`; {len(protocol.perturbations())} bursts per clip "
@@ -72,28 +71,9 @@ display(Markdown(f"{len(clips)} clips from `{dataset}`; {len(protocol.perturbati
 # its value). The areas (sums over a window) are in the table below the chart.
 
 # %%
-from cae.sweep import run_sweep  # noqa: E402
-
-burst = [p for p in protocol.perturbations() if p.span.onset == example_onset and p.span.length == example_length][0]
-one = run_sweep(clips[:1], [burst], model_list[0], cache_dir=cache_dir, progress=False).tokens
-one = one[one["condition"] != "clean"]
-d = study.token_array(one, "nll") - study.token_array(one, "nll_clean")
-m = study.token_array(one, "changed") > 0
-curve, marks = profile.feature_marks(d, m, onset=example_onset, offset=example_onset + example_length, params=params,
-                                     before=10, after=60)
-marks["rel_start"] = marks["frame_start"] - example_onset
-marks["rel_stop"] = marks["frame_stop"] - example_onset + 1
-on_curve = marks[~marks["feature"].str.contains("area")]  # areas are sums, not levels on the curve: table only
-line = alt.Chart(curve).mark_bar(width=4).encode(
-    x=alt.X("rel:Q", title=f"frames from the burst onset (burst: 0 … {example_length - 1})"),
-    y=alt.Y("delta:Q", title="Δℓ_t (nats, codebook mean)"), color=alt.Color("region:N"),
-    tooltip=["rel", alt.Tooltip("delta:Q", format=".3f"), "region"])
-spans = alt.Chart(on_curve).mark_rule(strokeWidth=3, opacity=0.7, color="black").encode(
-    x="rel_start:Q", x2="rel_stop:Q", y="value:Q",
-    tooltip=["feature", alt.Tooltip("feature_value:Q", format=".3f"), "frame_start", "frame_stop"])
-labels = alt.Chart(on_curve).mark_text(align="left", dx=4, dy=-6, fontSize=10).encode(
-    x="rel_stop:Q", y="value:Q", text="feature")
-(line + spans + labels).properties(width=560, height=280)
+curve, marks = profile.burst_marks(clips[0], model_list[0], protocol, onset=example_onset, length=example_length,
+                                   params=params, cache_dir=cache_dir)
+plotting.feature_chart(curve, marks, onset=example_onset, length=example_length)
 
 # %%
 marks[["feature", "frame_start", "frame_stop", "value", "feature_value"]].round(3)
@@ -132,7 +112,7 @@ display(ms[["model_name", "quality", "score", "ci_low", "ci_high", "loss_clean",
 both = pd.concat([ms.assign(metric="model score (peak contrast)", mean=ms["score"]),
                   ms.assign(metric="clean loss", mean=ms["loss_clean"], ci_low=ms["loss_clean_ci_low"],
                             ci_high=ms["loss_clean_ci_high"])])
-plotting.line_ci(both, x="quality", low="ci_low", high="ci_high", column="metric", x_title="quality (training step)",
+plotting.line_ci(both, x="quality", column="metric", x_title="quality (training step)",
                  y_title="nats", tooltip=["model_name"], zero_line=False, width=250)
 
 # %% [markdown]
@@ -169,7 +149,7 @@ deg = items[items["severity"].notna() & items["family"].notna()]
 long = pd.concat([deg.assign(metric="profile score", value=deg["score"]),
                   deg.assign(metric="clean loss", value=deg["loss_clean"])])
 agg = long.groupby(["family", "metric", "severity"])["value"].agg(["mean", "sem"]).reset_index()
-agg["low"], agg["high"] = agg["mean"] - 1.96 * agg["sem"], agg["mean"] + 1.96 * agg["sem"]
+agg["ci_low"], agg["ci_high"] = agg["mean"] - 1.96 * agg["sem"], agg["mean"] + 1.96 * agg["sem"]
 plotting.line_ci(agg, x="severity", color="family", column="metric", x_title="severity level (0 = clean)",
                  y_title="mean over clips (± 1.96 SE)", zero_line=False, width=250)
 

@@ -57,9 +57,8 @@ shipped = [m.model_id for m in model_list if m.model_id in ("reference", "refere
 
 # %%
 curves = records.decoder_curves(shipped)
-plotting.line_ci(curves.assign(low=curves["heldout_loss"], high=curves["heldout_loss"]), x="step",
-                 y="heldout_loss", color="model", x_title="training step", y_title="held-out loss (nats/token)",
-                 zero_line=False, width=420)
+plotting.line_ci(curves, x="step", y="heldout_loss", color="model", x_title="training step",
+                 y_title="held-out loss (nats/token)", zero_line=False, width=420)
 
 # %% [markdown]
 # Loss per corpus kind at the end of training, against two baselines on the same codes: the **unigram** loss
@@ -80,8 +79,7 @@ losses.set_index(["model", "kind"]).round(3)
 # %%
 codec = records.codec_curve()
 long = codec.melt(id_vars="step", value_vars=["logmel_l1", "si_snr_db", "perplexity"], var_name="metric")
-plotting.line_ci(long.assign(low=long["value"], high=long["value"]), x="step", y="value", column="metric",
-                 x_title="training step", y_title="", zero_line=False, width=220, wrap=3)
+plotting.line_ci(long, x="step", y="value", column="metric", x_title="training step", y_title="", zero_line=False, width=220, wrap=3)
 
 # %% [markdown]
 # ## Quality, measured now

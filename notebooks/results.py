@@ -40,7 +40,8 @@ plugins = []
 # %%
 from IPython.display import Markdown, display
 
-from cae import claims, plotting, study
+from cae import plotting, study
+from cae.paper import claims
 
 plotting.enable()
 corrected = study.load_models(models, protocol_name="corrected", device=device, plugins=plugins)

@@ -48,19 +48,13 @@ plugins = []
 from IPython.display import Markdown, display
 
 from cae import paper, plotting, study
+from cae.paper import claims
 from cae.provenance import versions
 
 plotting.enable()
 model_list = study.load_models(models, protocol_name=protocol, device=device, plugins=plugins)
-
-
-def conditions(kind):
-    return study.noise_conditions(kind, lengths, colour=colour, level_mode=level_mode, level_db=level_db,
-                                  onset=onset, seed=seed)
-
-
-results = study.run(model_list, datasets, conditions, n_clips=n_clips, protocol_name=protocol,
-                    cache_dir=cache_dir)
+noise = study.NoiseSweep.from_params(globals())  # the lengths, onset, colour, level and seed above
+results = study.run(model_list, datasets, noise, n_clips=n_clips, protocol_name=protocol, cache_dir=cache_dir)
 display(Markdown(f"Scored **{results.summary['clip'].nunique()} clips** × {len(lengths) + 1} conditions with "
                  f"{', '.join(f'`{m.model_id}` ({m.alignment} alignment)' for m in model_list)}; "
                  f"{len(results.errors())} error rows. Package versions: "
@@ -75,7 +69,7 @@ results.summary.groupby(["model_id", "kind"]).agg(clips=("clip", "nunique"), cle
 
 # %%
 by_length = study.delta_by_length(results)
-plotting.line_ci(by_length, x="length", low="ci_low", high="ci_high", color="kind", column="model_id",
+plotting.line_ci(by_length, x="length", color="kind", column="model_id",
                  x_title="noise length (frames)",
                  y_title="Δ clip loss (nats/token)", tooltip=["share_lower", "n"])
 
@@ -96,20 +90,14 @@ by_length.pivot_table(index=["model_id", "kind"], columns="length", values="shar
 # is music of the same style it never saw.
 
 # %%
-fig2 = paper.fig2().assign(mean=lambda d: d["delta"], low=lambda d: d["delta"], high=lambda d: d["delta"])
+fig2 = paper.fig2().assign(mean=lambda d: d["delta"])
 plotting.line_ci(fig2, x="length", color="kind", column="model", x_title="noise length (frames)",
                  y_title="Δ clip loss (paper)", width=180, height=180)
 
 # %%
-ours_vs_paper = []
-for m in model_list:
-    key = paper.model_key(m.model_id)
-    if key is not None:
-        p = paper.fig2().query("model == @key").rename(columns={"delta": "paper"})
-        o = by_length.query("model_id == @m.model_id")[["kind", "length", "mean"]].rename(columns={"mean": "ours"})
-        ours_vs_paper.append(p.merge(o, on=["kind", "length"]))
-if ours_vs_paper:
-    display(__import__("pandas").concat(ours_vs_paper).round(3))
+ours_vs_paper = claims.fig2_beside(by_length)
+if len(ours_vs_paper):
+    display(ours_vs_paper.round(3))
 else:
     display(Markdown("No model here is one of the paper's checkpoints; run the `paper` parameter set on a machine "
                      "with the MusicGen weights to put the two side by side."))

@@ -46,21 +46,13 @@ example_kind = "ood"
 from IPython.display import Markdown, display
 
 from cae import plotting, study
-from cae.audio import load
-from cae.score import for_clip, seed_offset
 
 plotting.enable()
 model_list = study.load_models(models, protocol_name=protocol, device=device, plugins=plugins)
-noise_kw = dict(colour=colour, level_mode=level_mode, level_db=level_db, seed=seed)
-
-
-def conditions(kind):
-    # the paper's noise lengths, plus the whole clip (14 s) replaced by noise: the "Noise" curve of Fig. 3
-    return study.noise_conditions(kind, lengths, onset=onset, **noise_kw) + [study.pure_noise(kind, **noise_kw)]
-
-
-results = study.run(model_list, datasets, conditions, n_clips=n_clips, protocol_name=protocol,
-                    cache_dir=cache_dir, codes=True)
+# the paper's noise lengths, plus the whole clip (14 s) replaced by noise: the "Noise" curve of Fig. 3
+noise = study.NoiseSweep.from_params(globals(), pure=True)
+results = study.run(model_list, datasets, noise, n_clips=n_clips, protocol_name=protocol, cache_dir=cache_dir,
+                    codes=True)
 display(Markdown(f"{results.summary['clip'].nunique()} clips, {len(results.errors())} error rows."))
 
 # %% [markdown]
@@ -121,32 +113,23 @@ absolute.assign(inside=lambda d: (d["rel_frame"] >= 5) & (d["rel_frame"] < examp
 # The first `example_kind` clip, clean and with `example_length` frames of noise exactly as scored (same seed).
 
 # %%
-m = model_list[0]
-ex = results.summary[(results.summary["kind"] == example_kind) & (results.summary["model_id"] == m.model_id)]
-clip = ex["clip"].iloc[0]
-index = int(ex["clip_index"].iloc[0])
-wave = load(clip, sample_rate=m.sample_rate)
-offset = seed_offset(study.protocol(protocol).seeding, index, ex["clip_sha256"].iloc[0])
-p = for_clip(study.noise_conditions(example_kind, [example_length], onset=onset, **noise_kw)[0], offset)
-display(Markdown(f"**Clean** — `{clip.split('/')[-1]}`"))
-display(plotting.audio(wave, m.sample_rate))
-display(Markdown(f"**With noise** — `{p.label}` (seed {p.seed})"))
-display(plotting.audio(p.apply(wave, m.sample_rate), m.sample_rate))
+ex = study.example_clip(results, model_list[0], example_kind, noise.at(example_kind, example_length),
+                        protocol_name=protocol)
+display(Markdown(f"**Clean** — `{ex.clip.split('/')[-1]}`"))
+display(plotting.audio(ex.wave, ex.sample_rate))
+display(Markdown(f"**With noise** — `{ex.perturbation.label}` (seed {ex.perturbation.seed})"))
+display(plotting.audio(ex.perturbed(), ex.sample_rate))
 
 # %% [markdown]
 # Δℓ_t of this clip (codebook mean), frame by frame:
 
 # %%
-tok = results.tokens[(results.tokens["clip"] == clip) & (results.tokens["condition"] == p.label)
-                     & (results.tokens["model_id"] == m.model_id)]
-one = (tok.assign(delta=tok["nll"] - tok["nll_clean"]).groupby("frame")["delta"].mean().reset_index()
-       .assign(rel_frame=lambda d: d["frame"] - onset, mean=lambda d: d["delta"], low=lambda d: d["delta"],
-               high=lambda d: d["delta"], kind=example_kind, length=example_length))
-one = one[(one["rel_frame"] >= -window_before) & (one["rel_frame"] < window_after)]
-plotting.curve_chart(one, color="length", column=None, shade=(0, example_length), width=560, height=200)
+one = study.clip_curve(results, ex, onset=onset, before=window_before, after=window_after)
+plotting.curve_chart(one.assign(length=example_length), color="length", column=None, shade=(0, example_length),
+                     width=560, height=200)
 
 # %%
-from cae import claims  # noqa: E402
+from cae.paper import claims  # noqa: E402
 
 display(Markdown(f"**What this run shows** (L = {example_length} frames of noise).\n\n"
                  + "\n".join(f"- {line}" for line in claims.dynamics_findings(curves, absolute, example_length))

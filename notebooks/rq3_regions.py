@@ -54,15 +54,9 @@ from cae.analysis import group_summary
 
 plotting.enable()
 model_list = study.load_models(models, protocol_name=protocol, device=device, plugins=plugins)
-
-
-def conditions(kind):
-    return study.noise_conditions(kind, lengths, colour=colour, level_mode=level_mode, level_db=level_db,
-                                  onset=onset, seed=seed)
-
-
-results = study.run(model_list, datasets, conditions, n_clips=n_clips, protocol_name=protocol, cache_dir=cache_dir)
-regions = study.region_table(results, onset=onset, peak_frames=peak_frames)
+noise = study.NoiseSweep.from_params(globals())  # the lengths, onset, colour, level and seed above
+results = study.run(model_list, datasets, noise, n_clips=n_clips, protocol_name=protocol, cache_dir=cache_dir)
+regions = study.region_means(results, onset=onset, peak_frames=peak_frames)
 regions["region"] = pd.Categorical(regions["region"], ["peak", "assimilation", "recovery"])
 display(Markdown(f"{regions['clip'].nunique()} clips × {len(lengths)} lengths × 2 detectors × 3 regions."))
 
@@ -113,7 +107,7 @@ paper.fig4().assign(**{"as in Fig. 4": lambda d: d.apply(lambda r: f"{r['mean']:
 # %%
 per_length = group_summary(regions[regions["method"] == "anchored"], ["model_id", "kind", "region", "length"],
                            "delta", n_resamples=2000)
-plotting.line_ci(per_length, x="length", low="ci_low", high="ci_high", color="kind", column="region",
+plotting.line_ci(per_length, x="length", color="kind", column="region",
                  x_title="noise length (frames)", y_title="mean Δℓ_t in region", width=220, height=200)
 
 # %% [markdown]

@@ -56,9 +56,9 @@ plotting.enable()
 model_list = study.load_models(models, protocol_name=protocol, device=device, plugins=plugins)
 
 
-# pair swaps move 20 % of [0, 14 s): from L = 100 on not even one pair fits (floor(0.2 · 700 / 2L) = 0), which is
-# why the authors switched to one segment swap there
-variant_lengths = {"pair_swaps": [n for n in shuffle_lengths if int(0.2 * 700 / (2 * n)) >= 1],
+# pair swaps move 20 % of [0, 14 s): from L = 71 on not even one pair fits (paper.paper_pair_swaps(L) = 0), which is
+# why the authors switched to one segment swap for their lengths from 100 on (paper.PAPER_SEGMENT_SWAP_FROM)
+variant_lengths = {"pair_swaps": [n for n in shuffle_lengths if paper.paper_pair_swaps(n) >= 1],
                    "segment_swap": shuffle_lengths, "block_swap": block_lengths}
 
 
@@ -82,7 +82,7 @@ display(Markdown(f"Shuffles: {shuffled.summary['clip'].nunique()} clips, {len(sh
 
 # %%
 by_len = study.delta_by_length(shuffled, by=("model_id", "variant", "kind", "length"))
-plotting.line_ci(by_len, x="length", low="ci_low", high="ci_high", color="kind", column="variant",
+plotting.line_ci(by_len, x="length", color="kind", column="variant",
                  x_scale="log", x_title="shuffle length (frames, log scale)", y_title="Δ clip loss (nats/token)",
                  tooltip=["share_lower", "n"], width=250)
 
@@ -91,32 +91,27 @@ plotting.line_ci(by_len, x="length", low="ci_low", high="ci_high", color="kind",
 # mix of Fig. 5 (pair swaps below 100 frames, a segment swap from 100):
 
 # %%
+segment_from = paper.PAPER_SEGMENT_SWAP_FROM
 s = shuffled.summary[shuffled.summary["error"].isna()].copy()
-fig5_rows = s[(s["condition"] == "clean") | ((s["variant"] == "pair_swaps") & (s["length"] < 100))
-              | ((s["variant"] == "segment_swap") & (s["length"] >= 100))].copy()
+fig5_rows = s[(s["condition"] == "clean") | ((s["variant"] == "pair_swaps") & (s["length"] < segment_from))
+              | ((s["variant"] == "segment_swap") & (s["length"] >= segment_from))].copy()
 fig5_rows["shuffle"] = fig5_rows["length"].map(lambda n: "original" if n == 0 else f"tk{int(n)}")
 fig5_rows["clip_name"] = fig5_rows["clip"].str.split("/").str[-1]
 order = ["original"] + [f"tk{n}" for n in shuffle_lengths]
-import altair as alt  # noqa: E402
-
-alt.Chart(fig5_rows).mark_boxplot(opacity=0.7).encode(
-    x=alt.X("shuffle:N", sort=order), y=alt.Y("loss:Q", scale=alt.Scale(zero=False), title="clip loss"),
-    color="kind:N", xOffset="kind:N").properties(width=520, height=240) + \
-    alt.Chart(fig5_rows).mark_point(size=10, opacity=0.3, filled=True).encode(
-        x=alt.X("shuffle:N", sort=order), y="loss:Q", color="kind:N", xOffset="kind:N",
-        tooltip=["clip_name", "kind", "shuffle", alt.Tooltip("loss:Q", format=".3f")])
+plotting.box_chart(fig5_rows, x="shuffle", y="loss", color="kind", sort=order, y_title="clip loss",
+                   tooltip=["clip_name"], width=520, height=240)
 
 # %% [markdown]
 # The paper's numbers beside ours: Fig. 5 means (MusicGen-Medium, TrainingSet) and the authors' block-swap CSV
 # (MusicGen-Small, TrainingSet), as Δ against the original.
 
 # %%
-f5 = paper.fig5()
-f5 = f5.assign(delta=f5["loss"] - f5.loc[f5["length"] == 0, "loss"].item()).query("length > 0")
+f5 = paper.fig5().query("length > 0")
 theirs = pd.concat([f5.assign(variant="fig5 (pair/segment)")[["variant", "length", "delta"]],
                     paper.block_swap_csv().assign(variant="block_swap")[["variant", "length", "delta"]]])
-mix = by_len[((by_len["variant"] == "pair_swaps") & (by_len["length"] < 100))
-             | ((by_len["variant"] == "segment_swap") & (by_len["length"] >= 100))].assign(variant="fig5 (pair/segment)")
+mix = by_len[((by_len["variant"] == "pair_swaps") & (by_len["length"] < segment_from))
+             | ((by_len["variant"] == "segment_swap") & (by_len["length"] >= segment_from))
+             ].assign(variant="fig5 (pair/segment)")
 ours = pd.concat([mix, by_len[by_len["variant"] == "block_swap"]])
 ours.pivot_table(index=["variant", "length"], columns="kind", values="mean").round(3).join(
     theirs.set_index(["variant", "length"])["delta"].rename("paper (trainset)").round(3), how="left")
@@ -139,7 +134,7 @@ def coloured(kind):
 coloured_results = study.run(model_list, colour_datasets, coloured, n_clips=n_clips, protocol_name=protocol,
                              cache_dir=cache_dir)
 by_colour = study.delta_by_length(coloured_results, by=("model_id", "kind", "colour", "length"))
-plotting.line_ci(by_colour, x="length", low="ci_low", high="ci_high", color="colour", column="kind",
+plotting.line_ci(by_colour, x="length", color="colour", column="kind",
                  x_title="noise length (frames)", y_title="Δ clip loss (nats/token)", width=250)
 
 # %%

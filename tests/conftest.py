@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
 warnings.filterwarnings("ignore", message=".*xFormers.*")
+
+SR = 32000
+
+
+def music(seconds: float = 8.0, sr: int = SR, seed: int = 0) -> np.ndarray:
+    """A deterministic, non-trivial clean clip: two partials plus a little noise, about -20 dBFS."""
+    t = np.arange(round(seconds * sr)) / sr
+    rng = np.random.default_rng(seed)
+    x = 0.1 * np.sin(2 * np.pi * 220 * t) + 0.05 * np.sin(2 * np.pi * 1330 * t) + 0.01 * rng.standard_normal(t.size)
+    return x.astype(np.float32)
+
+
+def rms_db(x: np.ndarray) -> float:
+    """RMS level in dBFS, written out (an independent check of :func:`cae.audio.rms_dbfs`)."""
+    x = np.asarray(x, dtype=np.float64)
+    return 20 * math.log10(math.sqrt(float(np.mean(x * x))))
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -60,6 +61,29 @@ def test_parameter_files_name_real_parameters(name):
     assert declared["models"][0] == "reference"  # the offline default
 
 
+def test_shared_parameters_reach_only_the_notebooks_that_declare_them(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "rq1_noise_length.py").write_text(
+        "# %% tags=[\"parameters\"]\nlengths = [1]\nseed = 0\nn_clips = 1\n\n# %%\nprint(lengths)\n")
+    folder = tmp_path / "params" / "x"
+    folder.mkdir(parents=True)
+    (folder / build.SHARED_PARAMS).write_text("seed: 7\nlengths: [5, 10]\nshuffle_clips: 3\n")
+    (folder / "rq1_noise_length.yaml").write_text("n_clips: 2\nseed: 42\n")
+    got = build.load_params("x", "rq1_noise_length", tmp_path)
+    # the shared lengths arrive; the undeclared shuffle_clips does not; the notebook's own seed wins; declared order
+    assert list(got.items()) == [("lengths", [5, 10]), ("seed", 42), ("n_clips", 2)]
+    (folder / build.SHARED_PARAMS).write_text("seed: [unclosed\n")
+    with pytest.raises(build.BookError, match="_shared.yaml: not valid YAML"):
+        build.load_params("x", "rq1_noise_length", tmp_path)
+
+
+@pytest.mark.parametrize("set_name", build.PARAMETER_SETS)
+def test_every_shared_parameter_is_some_notebooks_parameter(set_name):
+    shared = yaml.safe_load((ROOT / "params" / set_name / build.SHARED_PARAMS).read_text())
+    declared = {k for name in build.NOTEBOOKS for k in parameters_of(name)}
+    assert set(shared) <= declared, f"params/{set_name}/_shared.yaml: {set(shared) - declared} declared by no notebook"
+
+
 def test_notebook_sources_are_jupytext_only():
     tracked = subprocess.run(["git", "ls-files", "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert tracked and not [f for f in tracked if f.endswith(".ipynb")]
@@ -92,7 +116,7 @@ def assert_readable(nb, name: str, set_name: str) -> None:
     injected = [c for c, t in zip(code, tags) if "injected-parameters" in t]
     assert len(injected) == 1
     table = injected[0].outputs[0]["data"]["text/markdown"]
-    assert "**Parameters of this run**" in table and "| `models` |" in table
+    assert "<b>Parameters of this run</b>" in table and "| `models` |" in table and table.startswith("<details>")
     header = [c for c in nb.cells if "cae-header" in c.metadata.get("tags", [])]
     assert len(header) == 1 and f"python -m cae.book run {name} --set {set_name}" in header[0].source
     assert f"{{download}}`executed notebook <{name}.ipynb>`" in header[0].source
@@ -161,6 +185,7 @@ def test_build_skips_unchanged_notebooks(isolated):
         (root / sub).mkdir(parents=True)
     shutil.copy(ROOT / "notebooks" / "rq3_regions.py", root / "notebooks")
     shutil.copy(ROOT / "params" / "smoke" / "rq3_regions.yaml", root / "params" / "smoke")
+    shutil.copy(ROOT / "params" / "smoke" / build.SHARED_PARAMS, root / "params" / "smoke")
     first = build.build("smoke", ["rq3_regions"], html=False, root=root, progress=False)
     second = build.build("smoke", ["rq3_regions"], html=False, root=root, progress=False)
     assert [s.status for s in first] == ["executed"] and [s.status for s in second] == ["unchanged"]
@@ -182,9 +207,13 @@ def test_copied_notebook_runs_a_new_adapter(isolated):
     subprocess.run([BIN / "jupytext", "--to", "ipynb", str(src)], check=True, capture_output=True)
     out = isolated / "out.ipynb"
     plugin = ROOT / "examples" / "copy_baseline.py"
+    params = isolated / "rq1_smoke.yaml"
+    with open(params, "w") as f:
+        subprocess.run([BIN / "python", "-m", "cae.book", "params", "rq1_noise_length", "--set", "smoke"], check=True,
+                       stdout=f, cwd=ROOT)
+    assert yaml.safe_load(params.read_text()) == build.load_params("smoke", "rq1_noise_length")
     res = subprocess.run(
-        [BIN / "papermill", str(src.with_suffix(".ipynb")), str(out), "--cwd", str(nbdir), "-f",
-         str(ROOT / "params" / "smoke" / "rq1_noise_length.yaml"),
+        [BIN / "papermill", str(src.with_suffix(".ipynb")), str(out), "--cwd", str(nbdir), "-f", str(params),
          "-y", f"{{models: [copy-baseline], plugins: [{plugin}]}}"],
         capture_output=True, text=True, env={**__import__("os").environ, "PATH": f"{BIN}:/usr/bin:/bin"})
     assert res.returncode == 0, res.stderr[-2000:]
@@ -201,7 +230,7 @@ def test_offline_renderer_and_chart_builders():
     assert alt.renderers.active == plotting.RENDERER
     df = pd.DataFrame({"length": [5, 50, 5, 50], "mean": [0.1, -0.2, 0.0, 0.1], "ci_low": [0.0, -0.3, -0.1, 0.0],
                        "ci_high": [0.2, -0.1, 0.1, 0.2], "kind": ["a", "a", "b", "b"], "model_id": "m"})
-    chart = plotting.line_ci(df, x="length", low="ci_low", high="ci_high", color="kind", column="model_id")
+    chart = plotting.line_ci(df, x="length", color="kind", column="model_id")
     bundle = chart._repr_mimebundle_()
     bundle = bundle[0] if isinstance(bundle, tuple) else bundle
     html = bundle["text/html"]
@@ -209,7 +238,7 @@ def test_offline_renderer_and_chart_builders():
     spec = json.loads(html.split("vegaEmbed(el, ", 1)[1].rsplit(', {"actions"', 1)[0])
     data = spec["data"]["values"] if "values" in spec["data"] else spec["datasets"][spec["data"]["name"]]
     assert spec["facet"]["field"] == "model_id" and spec["columns"] == 2 and len(data) == 4
-    curves = pd.DataFrame({"rel_frame": [0, 1], "mean": [0.0, 1.0], "low": [0, 0.5], "high": [0, 1.5], "length": 5,
+    curves = pd.DataFrame({"rel_frame": [0, 1], "mean": [0.0, 1.0], "ci_low": [0, 0.5], "ci_high": [0, 1.5], "length": 5,
                            "kind": "a", "n": 2})
     plotting.curve_chart(curves, shade=(0, 5)).to_dict()  # validates against the vega-lite schema
     plotting.box_chart(df, x="kind", y="mean", color="model_id", column="length").to_dict()
@@ -225,3 +254,17 @@ def test_audio_player_embeds_a_wav():
 
     a = plotting.audio(np.sin(np.linspace(0, 100, 8000)).astype("float32") * 2.0, 8000)
     assert "<audio" in a._repr_html_() and a.data[:4] == b"RIFF"
+
+
+def test_build_provenance_names_the_shipped_weights_by_checksum():
+    from cae.book.provenance import build_provenance
+    from cae.models.base import load_model
+    from cae.reference.model import FAMILIES, META_FILE
+
+    got = build_provenance([load_model("reference")])
+    meta = json.loads((FAMILIES["reference"] / META_FILE).read_text())
+    (row,) = got["models"]
+    assert row["model_id"] == "reference" and row["weights_sha256"] == meta["sha256"] and row["weights_sha256"]
+    for name, digest in row["weights_sha256"].items():  # the checksums are those of the files that ship
+        assert hashlib.sha256((FAMILIES["reference"] / name).read_bytes()).hexdigest() == digest
+    assert got["versions"]["cae"] and got["commit"]

@@ -108,3 +108,19 @@ def test_citing_page_names_the_paper_and_this_version():
     page = (ROOT / "book" / "citing.md").read_text()
     assert f"version = {{{cae.__version__}}}" in page
     assert "eprint    = {2602.02738}" in page and "Li, Xiaosha and Liu, Chun and Wang, Ziyu" in page
+
+
+def test_readme_layout_names_the_packages_that_exist():
+    """The README's picture of the code names real modules, and every package of ``cae`` is in it."""
+    import importlib
+
+    section = README[README.index("## How the code is laid out"):README.index("## The two commands")]
+    named = set(re.findall(r"\bcae\.[a-z_]+(?:\.[a-z_]+)*", section))
+    for name in named:  # a module, or a name in one: raises if the README names something that is not there
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError:
+            module, attr = name.rsplit(".", 1)
+            assert hasattr(importlib.import_module(module), attr), name
+    packages = {p.parent.name for p in (ROOT / "cae").glob("*/__init__.py")}
+    assert {f"cae.{p}" for p in packages} - {n.split(".")[0] + "." + n.split(".")[1] for n in named} == set()

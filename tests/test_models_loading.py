@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -43,6 +47,28 @@ def test_a_new_adapter_only_implements_encode_and_score():
     assert torch.allclose(model.token_nll(codes), torch.full((2, 10), float(np.log(16))))
     with pytest.raises(ValueError, match=r"\[0, 16\)"):
         model.token_nll(torch.full((2, 4), 16))
+
+
+def test_a_backend_takes_a_family_of_names(monkeypatch):
+    """A backend is a predicate and a loader; the most specific (highest priority) that takes a name loads it."""
+    from cae.models import base
+
+    monkeypatch.setattr(base, "_BACKENDS", dict(base._BACKENDS))
+    seen = []
+    cae.models.register_backend("test-prefix", lambda n: n.startswith("test:"),
+                                lambda n, **kw: seen.append((n, kw)) or "loaded", priority=30)
+    assert cae.load_model("test:x", device="cpu") == "loaded" and seen == [("test:x", {"device": "cpu"})]
+    assert [b.name for b in base.backends()] == ["test-prefix", "random", "audiocraft", "transformers"]
+    assert base.backends()[1].matches("audiocraft:facebook/musicgen-melody@random")  # @random before audiocraft:
+
+
+@pytest.mark.parametrize("first", ["cae.reference.model", "cae.models.base"])
+def test_every_name_is_known_whichever_module_is_imported_first(first):
+    """cae.models registers the reference models and cae.reference builds on cae.models: either may come first."""
+    code = (f"import {first}; from cae.models.base import backends, registered_models; "
+            "assert {'reference', 'reference-mel@untrained', 'tiny'} <= set(registered_models()), registered_models(); "
+            "assert [b.name for b in backends()] == ['random', 'audiocraft', 'transformers']")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
 
 
 def test_unknown_name_is_a_clear_error():

@@ -1,4 +1,5 @@
-"""Tests for cae.perturb: positions, levels, colours, determinism, shuffles, serialisation, presets."""
+"""Tests for cae.perturb: positions, levels, colours, determinism, shuffles, serialisation (the paper's presets:
+test_paper.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 import scipy.signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from conftest import SR, music, rms_db
 
 from cae import perturb as P
 from cae.audio import loudness_lufs
@@ -23,27 +26,11 @@ from cae.perturb import (
     Silence,
     Span,
     from_dict,
-    paper_block_swap,
-    paper_noise,
-    paper_shuffle,
 )
+from cae.paper import paper_noise
 
-SR = 32000
 HOP = 640
 FAST = settings(max_examples=25, deadline=None)
-
-
-def music(seconds: float = 8.0, sr: int = SR, seed: int = 0) -> np.ndarray:
-    """A deterministic, non-trivial clean clip: two partials plus a little noise, about -20 dBFS."""
-    t = np.arange(round(seconds * sr)) / sr
-    rng = np.random.default_rng(seed)
-    x = 0.1 * np.sin(2 * np.pi * 220 * t) + 0.05 * np.sin(2 * np.pi * 1330 * t) + 0.01 * rng.standard_normal(t.size)
-    return x.astype(np.float32)
-
-
-def rms_db(x: np.ndarray) -> float:
-    x = np.asarray(x, dtype=np.float64)
-    return 20 * math.log10(math.sqrt(float(np.mean(x * x))))
 
 
 def ramp(n: int) -> np.ndarray:
@@ -526,6 +513,23 @@ def test_labels_are_distinct_and_readable() -> None:
     assert Silence(Span(250, 100)).label == "silence@250+100f"
 
 
+def test_dicts_are_the_cache_keys_they_always_were() -> None:
+    """``to_dict`` output (kind strings, field names, order and defaults) keys the sweep's cache: frozen literally."""
+    span = {"onset": 250, "length": 50, "unit": "frames", "frame_rate": 50.0}
+    expected = {
+        Noise(Span(250, 50)): {"kind": "noise", "span": span, "colour": "white", "mode": "replace", "level_db": -30.0,
+                               "reference": "dbfs", "crossfade_ms": 0.0, "seed": 0, "legacy_rng": False},
+        Silence(Span(250, 50)): {"kind": "silence", "span": span},
+        Delete(Span(250, 50)): {"kind": "delete", "span": span},
+        BlockSwap(Span(250, 50)): {"kind": "block_swap", "span": span},
+        RandomPairSwaps(5): {"kind": "random_pair_swaps", "length": 5, "start": 0, "stop": None, "budget": 0.2,
+                             "frame_rate": 50.0, "seed": 0},
+        SegmentSwap(5): {"kind": "segment_swap", "length": 5, "start": 0, "stop": None, "frame_rate": 50.0, "seed": 0},
+    }
+    for p, d in expected.items():
+        assert json.dumps(p.to_dict()) == json.dumps(d), p.label  # order too
+
+
 def test_from_dict_rejects_bad_input() -> None:
     with pytest.raises(PerturbationError, match="unknown perturbation kind"):
         from_dict({"kind": "reverse"})
@@ -562,48 +566,3 @@ def test_invalid_fields_raise(make) -> None:  # type: ignore[no-untyped-def]
 def test_apply_rejects_bad_waves(bad: np.ndarray) -> None:
     with pytest.raises(PerturbationError):
         Silence(Span(0, 1, unit="samples")).apply(bad, SR)
-
-
-# ------------------------------------------------------------------------------------------------ paper presets
-
-
-def test_paper_constants() -> None:
-    assert P.PAPER_ONSET_SAMPLE == 160000 == P.PAPER_ONSET_FRAME * HOP
-    assert P.PAPER_LENGTHS == (5, 10, 50, 100, 150, 200)
-    assert P.PAPER_LEVELS_DBFS == {"ood": -30.0, "generated": -20.0, "trainset": -12.0}
-
-
-@pytest.mark.parametrize(
-    ("kind", "level"), [("ood", -30.0), ("generated", -20.0), ("trainset", -12.0), ("training", -12.0), ("ASAP", -30.0)]
-)
-@pytest.mark.parametrize("length", P.PAPER_LENGTHS)
-def test_paper_noise(kind: str, level: float, length: int) -> None:
-    p = paper_noise(length, kind, file_index=4, channel=1)
-    assert (p.colour, p.mode, p.reference, p.crossfade_ms, p.level_db) == ("white", "replace", "dbfs", 0.0, level)
-    assert p.seed == 47 and p.legacy_rng
-    assert p.span.to_samples(SR) == (160000, 160000 + length * HOP)
-
-
-def test_paper_noise_level_in_a_real_clip() -> None:
-    x = music(15.0)
-    y = paper_noise(5, "generated", file_index=0).apply(x, SR)
-    assert rms_db(y[160000:163200]) == pytest.approx(-20.0, abs=0.01)  # std-normalised, near-zero mean
-
-
-def test_paper_noise_rejects_unknown_dataset() -> None:
-    with pytest.raises(PerturbationError, match="dataset_kind"):
-        paper_noise(100, "musiccaps")
-    with pytest.raises(PerturbationError):
-        paper_noise(100, "ood", colour="pink")  # the authors had no 1/f pink
-
-
-def test_paper_shuffles() -> None:
-    assert paper_block_swap(100) == BlockSwap(Span(250, 100))
-    for length in P.PAPER_SHUFFLE_LENGTHS:
-        p = paper_shuffle(length, seed=1)
-        assert isinstance(p, SegmentSwap if length >= 100 else RandomPairSwaps)
-        x = music(14.1)
-        y = p.apply(x, SR)
-        assert not np.array_equal(y, x)
-        np.testing.assert_array_equal(np.sort(y), np.sort(x))
-        np.testing.assert_array_equal(y[700 * HOP :], x[700 * HOP :])  # the range ends at 14 s

@@ -17,14 +17,13 @@ import soundfile as sf
 import torch
 
 import cae
+from cae.analysis import anchored_regions
 from cae.errors import ModelError
-from cae.perturb import from_dict
+from cae.perturb import BitCrush, LowPass, from_dict
 from cae.profile import (
     FEATURES,
-    BitCrush,
     FeatureParams,
-    LowPass,
-    Protocol,
+    ProfileProtocol,
     clip_profile,
     clip_scores,
     curve_features,
@@ -166,6 +165,21 @@ def test_clip_profile_rows_and_mask_anchors():
     assert nominal[0]["anchor"] == "nominal" and nominal[0]["first_changed"] == 30
 
 
+def test_feature_windows_are_the_region_windows_with_a_lead():
+    # one window definition (cae.analysis.windows): same anchors and Assimilation as the region analysis; the
+    # profile's Peak adds the lead (2 frames) before the first changed token
+    d, mask = _curve(), np.zeros((4, 200), dtype=bool)
+    mask[2, FIRST:LAST + 1] = True
+    r = anchored_regions(d, mask, ONSET, OFFSET)
+    f = curve_features(d, onset=ONSET, offset=OFFSET, first=FIRST, last=LAST)
+    assert (r.first_changed, r.last_changed) == (FIRST, LAST)
+    assert f["assim_n"] == r.windows["assimilation"].n and f["assim_mean"] == pytest.approx(r.means["assimilation"])
+    assert f["peak_n"] == r.windows["peak"].n + 2
+    curve, _ = feature_marks(d, mask, onset=ONSET, offset=OFFSET)
+    assim = curve.loc[curve["region"] == "assim", "frame"]
+    assert (assim.min(), assim.max() + 1) == (r.windows["assimilation"].start, r.windows["assimilation"].stop)
+
+
 def test_feature_marks_point_at_the_features():
     curve, marks = feature_marks(_curve(), None, onset=ONSET, offset=OFFSET, before=5, after=20)
     assert curve["frame"].iloc[0] == 45 and curve["frame"].iloc[-1] == 89
@@ -238,11 +252,11 @@ def test_profile_table_matches_a_direct_computation(tmp_path, reference):
     wav = _melody(12.0, 3)
     path = tmp_path / "m.wav"
     sf.write(path, wav, 32000, subtype="FLOAT")
-    protocol = Protocol(lengths=(10,), onsets=(150,))
+    protocol = ProfileProtocol(lengths=(10,), onsets=(150,))
     res = profile_clips([path], reference, protocol=protocol, cache_dir=tmp_path / "cache")
     assert res.errors.empty and len(res.table) == 5
     from cae.provenance import file_sha256
-    from cae.score import for_clip, seed_offset
+    from cae.scoring import for_clip, seed_offset
 
     (noise,) = protocol.perturbations()  # the sweep advances the seed by an offset from the clip's content
     y = for_clip(noise, seed_offset("content", 0, file_sha256(path))).apply(wav, 32000)

@@ -42,7 +42,7 @@ def test_default_reference_is_musicgen_code_path():
     from transformers import EncodecModel
 
     from cae.models.hf import HFMusicGen
-    from cae.sweep.encoder import supports_incremental_encoding
+    from cae.scoring.encoder import supports_incremental_encoding
 
     model = cae.load_model("reference", device="cpu")
     assert type(model) is HFMusicGen and isinstance(model.audio_encoder, EncodecModel)

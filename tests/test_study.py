@@ -16,7 +16,7 @@ from cae.analysis import anchored_regions
 from cae.audio import load
 from cae.perturb import BlockSwap, RandomPairSwaps, SegmentSwap
 from cae.provenance import file_sha256
-from cae.score import for_clip, seed_offset
+from cae.scoring import for_clip, seed_offset
 
 LENGTHS = [5, 50]
 
@@ -172,13 +172,13 @@ def test_onset_curves_equal_the_direct_curve(model, clips, results):
     got = curves[(curves["kind"] == "ood") & (curves["length"] == 50) & (curves["codebook"] == "mean")]
     assert list(got["rel_frame"]) == list(range(-10, 80))
     np.testing.assert_allclose(got["mean"].to_numpy(), want[140:230], atol=1e-5)
-    assert (got["low"] <= got["mean"] + 1e-9).all() and (got["high"] >= got["mean"] - 1e-9).all()
+    assert (got["ci_low"] <= got["mean"] + 1e-9).all() and (got["ci_high"] >= got["mean"] - 1e-9).all()
     k3 = curves[(curves["kind"] == "ood") & (curves["length"] == 50) & (curves["codebook"] == "3")]
     np.testing.assert_allclose(k3["mean"].to_numpy(), ((p0 - c0)[3] + want_one[3])[140:230] / 2, atol=1e-5)
 
 
-def test_region_table_equals_anchored_regions(model, clips, results):
-    r = study.region_table(results, onset=150)
+def test_region_means_equals_anchored_regions(model, clips, results):
+    r = study.region_means(results, onset=150)
     path = clips["heldout"][0]
     p = study.noise_conditions("heldout", [50], onset=150)[0]
     clean, pert, cc, pc = independent(model, path, p, 0)
@@ -281,3 +281,21 @@ def test_paper_tables_match_the_spec():
     assert (f2[f2["length"] == 200]["delta"] < 0).all() and (f2[f2["length"] <= 10]["delta"].abs() <= 0.05).all()
     assert paper.fig4().groupby("region")["mean"].apply(lambda s: (s < 0).all())["assimilation"]
     assert paper.model_key("/models/musicgen-large/") == paper.LARGE
+
+
+def test_music_levels_reads_each_kinds_loudness_against_the_paper_level(model, tmp_path):
+    sr = model.sample_rate
+    t = np.arange(sr * 2) / sr
+    for kind, amps in (("ood", (0.1, 0.2)), ("heldout", (0.5,)), ("mine", (0.05,))):
+        (tmp_path / kind).mkdir()
+        for i, a in enumerate(amps):
+            sf.write(tmp_path / kind / f"{i}.wav", (a * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr)
+    table = study.music_levels([model], {k: str(tmp_path / k) for k in ("ood", "heldout", "mine")})
+    level = {a: 20 * np.log10(a / np.sqrt(2)) for a in (0.1, 0.2, 0.5, 0.05)}  # a sine's RMS is a / √2
+    assert table.loc["ood", "min"] == pytest.approx(level[0.1], abs=0.06)
+    assert table.loc["ood", "max"] == pytest.approx(level[0.2], abs=0.06)
+    assert table.loc["ood", "mean"] == pytest.approx((level[0.1] + level[0.2]) / 2, abs=0.06)
+    # the authors' absolute levels: OOD -30 dBFS, held-out music takes the training music's -12 dBFS
+    assert table.loc["ood", "paper noise dBFS"] == -30 and table.loc["heldout", "paper noise dBFS"] == -12
+    assert table.loc["heldout", "effective SNR (dB)"] == pytest.approx(level[0.5] + 12, abs=0.11)
+    assert np.isnan(table.loc["mine", "paper noise dBFS"]) and np.isnan(table.loc["mine", "effective SNR (dB)"])

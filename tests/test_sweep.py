@@ -1,4 +1,4 @@
-"""The sweep runner and its engine are proved against the reference pipeline (:func:`cae.score.score_clips`).
+"""The sweep runner and its engine are proved against the reference pipeline (:func:`cae.scoring.naive.score_clips`).
 
 * prefix reuse against ``model.token_nll`` on full sequences, for changes at every kind of place;
 * incremental EnCodec re-encoding against the model's own encoder;
@@ -33,11 +33,11 @@ import torch
 
 from cae.models.hf import HFMusicGen
 from cae.perturb import Delete, Noise, Silence, Span
-from cae.score import score_clips
-from cae.sweep import EngineOptions, UnitCache, run_sweep, unit_key
-from cae.sweep.cache import key_document
-from cae.sweep.encoder import IncrementalEncodec
-from cae.sweep.prefix import PrefixScorer
+from cae.scoring.naive import score_clips
+from cae.scoring import EngineOptions, UnitCache, run_sweep, unit_key
+from cae.scoring.cache import key_document
+from cae.scoring.encoder import IncrementalEncodec
+from cae.scoring.prefix import PrefixScorer
 
 SR = 32000
 TOL = 1e-4
@@ -140,7 +140,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory, model: HFMusicGen) -> list[s
     paths = write_clips(tmp_path_factory.mktemp("clips"))
     from cae.audio import load
     from cae.provenance import file_sha256
-    from cae.score import for_clip, seed_offset
+    from cae.scoring import for_clip, seed_offset
 
     for i, path in enumerate(paths):  # every quantiser decision the tests make is far from a tie
         if "corrupt" in path:
@@ -261,7 +261,7 @@ def test_corrupt_and_short_clips_give_error_rows(clips: list[str], swept) -> Non
 
 def test_unexpected_failure_is_reported_not_cached(clips: list[str], model: HFMusicGen, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from cae.sweep.engine import ClipEngine
+    from cae.scoring.engine import ClipEngine
 
     real = ClipEngine.score
     calls = [0]
@@ -351,7 +351,7 @@ _CHILD = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)  # as the parent test module
     import test_sweep as t
-    from cae.sweep import EngineOptions, UnitCache, run_sweep
+    from cae.scoring import EngineOptions, UnitCache, run_sweep
 
     write = UnitCache.write
     def slow_write(self, unit):  # widen the window in which the parent kills us
@@ -423,7 +423,7 @@ import resource, sys, torch
 torch.set_num_threads(1)  # per-thread arenas and stacks would count against the cap on a many-core machine
 from cae.models.hf import HFMusicGen
 from cae.models.tiny import tiny_hf_musicgen
-from cae.sweep.prefix import PrefixScorer
+from cae.scoring.prefix import PrefixScorer
 frames = int(sys.argv[1])
 lm = HFMusicGen.from_model(tiny_hf_musicgen(seed=0), device="cpu", batch_size=8)
 clean = torch.randint(0, lm.card, (4, frames), generator=torch.Generator().manual_seed(0))
@@ -549,7 +549,7 @@ def test_engines_are_kept_between_sweeps_and_change_nothing(clips: list[str], tm
     engines give; the engines belong to the model object and are not pickled."""
     import pickle
 
-    from cae.sweep.engine import EngineCache, engines_of
+    from cae.scoring.engine import EngineCache, engines_of
 
     fresh = build_model()  # its own, empty engine cache
     usable = clips[:2]

@@ -19,7 +19,7 @@ Modules:
 from __future__ import annotations
 
 from cae.analysis.delta import clip_loss, codebook_mean, delta, delta_curve
-from cae.analysis.mask import MaskSummary, mask_summary, token_mask
+from cae.analysis.mask import MaskSummary, mask_summary, span_diversity, token_mask
 from cae.analysis.paper_detector import CSV_OFFSET, PaperRegions, paper_regions, to_csv_curve
 from cae.analysis.regions import AnchoredRegions, anchored_regions, regions_table
 from cae.analysis.stats import (
@@ -54,6 +54,7 @@ __all__ = [
     "group_summary",
     "length_correlation",
     "mask_summary",
+    "span_diversity",
     "paired_test",
     "paper_regions",
     "regions_table",

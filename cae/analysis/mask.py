@@ -26,7 +26,7 @@ import pandas as pd
 
 from cae.analysis._arrays import as_int, as_numpy
 
-__all__ = ["MaskSummary", "mask_summary", "token_mask"]
+__all__ = ["MaskSummary", "mask_summary", "span_diversity", "token_mask"]
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -142,3 +142,19 @@ def mask_summary(mask: npt.ArrayLike) -> MaskSummary:
         last=last,
         n_changed_frames=int(m.any(axis=0).sum()),
     )
+
+
+def span_diversity(codes: npt.ArrayLike, start: int, stop: int) -> tuple[float, float]:
+    """How varied the tokens of frames ``[start, stop)`` are, as the mean over codebooks of (unique tokens, share of
+    frames equal to the previous frame). A loud noise that collapses to one repeated token makes "assimilation"
+    mere copying; this tells the two apart. ``codes``: ``[K, F]``; an empty span gives NaN.
+
+    >>> span_diversity(np.array([[1, 1, 1, 2], [3, 4, 5, 6]]), 0, 4)
+    (3.0, 0.333...)
+    """
+    span = as_numpy(codes)[:, start:stop]
+    if span.shape[1] == 0:
+        return float("nan"), float("nan")
+    unique = float(np.mean([len(np.unique(row)) for row in span]))
+    repeat = float(np.mean(span[:, 1:] == span[:, :-1])) if span.shape[1] > 1 else float("nan")
+    return unique, repeat

@@ -18,6 +18,11 @@ If the mask shows no changed token (or no mask is given) the nominal anchors ``f
 An **empty region gives NaN**, never 0 (e.g. ``offset <= onset + peak_frames`` leaves no Assimilation; a mask
 changed to the end of the clip, as after a deletion, leaves no Recovery). Region means ignore non-finite values
 (NaN where no finite value is in the window). All indices are target frames.
+
+The anchors and windows are the shared definition of :mod:`cae.analysis.windows` (:func:`burst_anchors`,
+:func:`burst_windows`), which the profile features (:mod:`cae.profile.features`) also use, with a lead of 2
+frames before ``first``, a Peak capped at the offset, an Exit window and a bounded Recovery; their ``assim``
+window is the Assimilation here.
 """
 
 from __future__ import annotations
@@ -32,9 +37,8 @@ import pandas as pd
 
 from cae.analysis._arrays import as_float
 from cae.analysis.delta import codebook_mean
-from cae.analysis.mask import mask_summary
 from cae.analysis.paper_detector import PaperRegions
-from cae.analysis.windows import REGIONS, Window, window_mean
+from cae.analysis.windows import REGIONS, Window, burst_anchors, burst_windows, window_mean
 
 __all__ = ["AnchoredRegions", "anchored_regions", "regions_table"]
 
@@ -139,26 +143,9 @@ def anchored_regions(
     if peak_frames < 0 or guard_frames < 0:
         raise ValueError(f"peak_frames and guard_frames must be >= 0, got {peak_frames}, {guard_frames}")
     n = x.shape[-1]
-
-    summary = None if mask is None else mask_summary(mask)
-    if summary is not None and summary.any_changed:
-        anchor: Literal["mask", "nominal"] = "mask"
-        note = ""
-        assert summary.first is not None and summary.last is not None
-        first, last = summary.first, summary.last
-    else:
-        anchor = "nominal"
-        note = "no mask given" if summary is None else "mask shows no changed token"
-        note += "; nominal onset/offset used"
-        first, last = onset_frame, offset_frame - 1
-
-    peak_stop = onset_frame + peak_frames
-    windows = {
-        "peak": Window(first, peak_stop),
-        "assimilation": Window(peak_stop, offset_frame),
-        "recovery": Window(max(offset_frame, last + 1) + guard_frames, n),
-    }
-    windows = {r: w.clip(0, n) for r, w in windows.items()}
+    a = burst_anchors(mask, onset_frame, offset_frame)
+    windows = burst_windows(n, onset_frame, offset_frame, a.first, a.last, peak_frames=peak_frames,
+                            guard_frames=guard_frames)
 
     curve = codebook_mean(x) if x.ndim == 2 else x
     means = {r: float(window_mean(curve, w)) for r, w in windows.items()}
@@ -169,10 +156,10 @@ def anchored_regions(
         peak_frames=int(peak_frames),
         guard_frames=int(guard_frames),
         n_frames=int(n),
-        anchor=anchor,
-        note=note,
-        first_changed=int(first),
-        last_changed=int(last),
+        anchor=a.anchor,
+        note=a.note,
+        first_changed=int(a.first),
+        last_changed=int(a.last),
         windows=windows,
         means=means,
         per_codebook=per_cb,

@@ -8,7 +8,7 @@ Pipeline (``python -m cae.book build --set default``, what ``make book`` runs):
    executed notebook to ``notebooks/<name>.ipynb`` (build output, not in git). A notebook is skipped when its
    executed copy records the same *inputs hash* (its source, its parameters, every ``cae`` source file and the
    shipped weights' metadata), so a rerun with nothing changed executes nothing; the sweeps inside the
-   notebooks are cached as well (:mod:`cae.sweep`), so a rerun after a change recomputes only what changed.
+   notebooks are cached as well (:mod:`cae.scoring`), so a rerun after a change recomputes only what changed.
    On a machine with two or more cores the notebooks run in two lanes side by side, one kernel and one thread
    each (:data:`LANES`, :func:`default_lanes`), then :data:`LAST` (the pages that read the others' sweeps);
    each executed notebook keeps what it wrote to stderr out of the notebook, in ``<name>.stderr.txt``, and becomes
@@ -89,18 +89,38 @@ def notebook_parameters(name: str, root: Path = ROOT) -> dict[str, Any]:
     return {k: v for k, v in namespace.items() if not k.startswith("__")}
 
 
-def load_params(set_name: str, name: str, root: Path = ROOT) -> dict[str, Any]:
-    """The parameters of notebook ``name`` in parameter set ``set_name`` (``params/<set>/<name>.yaml``)."""
+#: In each parameter set, ``params/<set>/_shared.yaml`` holds the values several notebooks share (models, datasets,
+#: lengths, ...); a notebook receives the shared values of the parameters it declares, then its own file's values.
+SHARED_PARAMS = "_shared.yaml"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
-    path = root / "params" / set_name / f"{name}.yaml"
-    if not path.is_file():
-        raise BookError(f"{path}: no parameter file (sets: {', '.join(PARAMETER_SETS)})")
-    with open(path) as f:
-        data = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise BookError(f"{path}: not valid YAML ({e})") from e
     if not isinstance(data, dict):
         raise BookError(f"{path}: expected a mapping of parameter names to values")
     return data
+
+
+def load_params(set_name: str, name: str, root: Path = ROOT) -> dict[str, Any]:
+    """The parameters of notebook ``name`` in parameter set ``set_name``: the set's shared values
+    (``params/<set>/_shared.yaml``, :data:`SHARED_PARAMS`) for the parameters the notebook declares, overridden by
+    ``params/<set>/<name>.yaml``; in the order the notebook declares them."""
+    folder = root / "params" / set_name
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        raise BookError(f"{path}: no parameter file (sets: {', '.join(PARAMETER_SETS)})")
+    own = _read_yaml(path)
+    shared = _read_yaml(folder / SHARED_PARAMS) if (folder / SHARED_PARAMS).is_file() else {}
+    declared = list(notebook_parameters(name, root))
+    merged = {k: v for k, v in shared.items() if k in declared} | own
+    order = {k: i for i, k in enumerate(declared)}
+    return dict(sorted(merged.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
 def _package_files() -> list[Path]:
@@ -400,7 +420,23 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="executed notebook (.ipynb)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="override a parameter (VALUE is YAML: 100, [5, 50], reference, ...)")
+    q = sub.add_parser("params", help="print a notebook's parameters in a set (shared values merged) as YAML, "
+                                      "for papermill -f")
+    q.add_argument("name", choices=NOTEBOOKS)
+    q.add_argument("--set", default="smoke", choices=PARAMETER_SETS)
     return parser
+
+
+def params_yaml(set_name: str, name: str, root: Path = ROOT) -> str:
+    """:func:`load_params` as YAML (what ``python -m cae.book params NAME --set SET`` prints), for ``papermill -f``.
+
+    >>> import yaml
+    >>> yaml.safe_load(params_yaml("default", "rq1_noise_length"))["lengths"]
+    [5, 10, 50, 100, 150, 200]
+    """
+    import yaml
+
+    return yaml.safe_dump(load_params(set_name, name, root), sort_keys=False, default_flow_style=None, width=100)
 
 
 def parse_run(argv: Sequence[str]) -> tuple[str, str, dict[str, Any], str]:
@@ -412,7 +448,9 @@ def parse_run(argv: Sequence[str]) -> tuple[str, str, dict[str, Any], str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "build":
+        if args.command == "params":
+            print(params_yaml(args.set, args.name), end="")
+        elif args.command == "build":
             build(args.set, args.only, html=not args.no_html, force=args.force, out_dir=args.out_dir,
                   overrides={k: _parse_value(v) for k, v in args.param}, lanes=args.lanes)
         else:

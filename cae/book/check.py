@@ -41,6 +41,9 @@ Caveats: under ``file://`` Chromium blocks ``fetch``/XHR of other local files (n
 ``--allow-file-access-from-files`` here, as for a reader opening the files), so specs must carry their data
 inline, as altair's HTML does. Needs ``selenium`` and Debian's ``chromium`` + ``chromium-driver``; the driver
 path is always given explicitly, so Selenium Manager never tries to download one.
+
+Why one module of about 500 lines: one browser session checks every page, and the rules (charts, audio, console,
+requests, warnings, code cells) share its page state; split, each rule would need its own copy of that plumbing.
 """
 
 from __future__ import annotations

@@ -85,12 +85,30 @@ def parameters_table(params: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def parameters_block(params: Mapping[str, Any]) -> str:
+    """:func:`parameters_table` folded under a "Parameters of this run" line the reader opens on demand (an HTML
+    ``<details>`` block; the table inside stays Markdown), so that a page's results come before its settings.
+
+    >>> print(parameters_block({"n_clips": 40}))
+    <details><summary><b>Parameters of this run</b> (1 value; click to show)</summary>
+    <BLANKLINE>
+    | parameter | value |
+    |---|---|
+    | `n_clips` | `40` |
+    <BLANKLINE>
+    </details>
+    """
+    n = len(params)
+    return (f"<details><summary><b>Parameters of this run</b> ({n} value{'s' if n != 1 else ''}; click to show)"
+            f"</summary>\n\n{parameters_table(params)}\n\n</details>")
+
+
 def header_markdown(name: str, set_name: str, overrides: Mapping[str, Any] | None = None) -> str:
     """The cell under a page's title: the command that regenerates it and its downloads."""
     return (
         f"Executed with the `{set_name}` parameter set"
         + (f" and {len(overrides)} override(s)" if overrides else "")
-        + " (every value is in the table *Parameters of this run* below). Regenerate this page with\n\n"
+        + " (every value is under *Parameters of this run* below). Regenerate this page with\n\n"
         f"```bash\n{regenerate_command(name, set_name, overrides)}\n```\n\n"
         f"Download: {{download}}`executed notebook <{name}.ipynb>` · {{download}}`source (.py, jupytext) <{name}.py>`"
     )
@@ -123,7 +141,7 @@ def finish(nb: Any, *, name: str, set_name: str, params: Mapping[str, Any],
             _add_tag(cell, "remove-cell")
         elif "injected-parameters" in tags:
             _add_tag(cell, HIDE)
-            cell["outputs"] = [_markdown_output("**Parameters of this run**\n\n" + parameters_table(params))]
+            cell["outputs"] = [_markdown_output(parameters_block(params))]
         else:
             _add_tag(cell, HIDE)
     header = nbformat.v4.new_markdown_cell(header_markdown(name, set_name, overrides))

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from cae.errors import ModelError
-from cae.models.base import MusicLM, default_device, hub_offline, missing_weights_message
+from cae.models.base import MusicLM, default_device, hub_offline, missing_weights_message, register_backend
 from cae.models.layout import gather_paper_nll, nll_from_logits, paper_inputs
+from cae.models.sampling import audiocraft_step, sample_delay
 
 
 def _import_audiocraft() -> Any:
@@ -129,8 +130,6 @@ class AudiocraftMusicGen(MusicLM):
         null condition with ``cfg_coef = 1``, audiocraft's own ``generate`` computes the same distribution: its
         conditional and null branches are both null. What differs is the random stream (audiocraft draws from
         torch's global RNG for the whole batch), so samples are not audiocraft's for the same seed."""
-        from cae.models.sampling import audiocraft_step, sample_delay
-
         provider = self.lm.condition_provider
         conditions = self._conditions(num_samples, None)
         with torch.inference_mode():
@@ -179,3 +178,16 @@ class AudiocraftMusicGen(MusicLM):
         logits = torch.where(mask[..., None], out.logits, torch.zeros((), dtype=out.logits.dtype, device=codes.device))
         nll = nll_from_logits(logits, codes)
         return nll.masked_fill(~mask, float("nan"))
+
+
+#: Prefix of the names :func:`~cae.models.base.load_model` loads with audiocraft.
+PREFIX = "audiocraft:"
+
+
+def load_audiocraft(name: str, **kwargs: Any) -> AudiocraftMusicGen:
+    """:meth:`AudiocraftMusicGen.from_pretrained` on ``name`` without its ``audiocraft:`` prefix."""
+    return AudiocraftMusicGen.from_pretrained(name.removeprefix(PREFIX), **kwargs)
+
+
+register_backend("audiocraft", lambda name: name.startswith(PREFIX), load_audiocraft, priority=10,
+                 describe="'audiocraft:<id>'")

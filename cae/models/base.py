@@ -1,9 +1,15 @@
-"""The model adapter protocol, the registry of model names, and :func:`load_model`.
+"""The model adapter protocol, the registries of model names and of backends, and :func:`load_model`.
 
 An adapter turns audio into codec tokens (:meth:`MusicLM.encode`) and scores every token
 (:meth:`MusicLM.token_nll`): ``nll[k, f] = -log p(codes[k, f] | what the model conditions on)`` in nats, computed
 with a float32 log-softmax whatever the model's dtype, NaN where the model makes no prediction. A new model is one
 subclass plus one :func:`register_model` call; see the book's "adding a model" page.
+
+Names resolve in two ways. A *registered name* (:func:`register_model`, or a provider of names known only at run
+time, :func:`register_provider`) maps to a factory. Any other name goes to the first *backend*
+(:func:`register_backend`) that takes it: a predicate on the name and a loader, e.g. every ``audiocraft:<id>``. This
+module imports no backend; each backend module registers itself when imported and :mod:`cae.models` imports them
+all, so the package (always run before any of its modules) makes every name loadable.
 """
 
 from __future__ import annotations
@@ -12,12 +18,12 @@ import abc
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from cae.audio import resample
 from cae.errors import ModelError
 from cae.models.layout import ALIGNMENTS
 from cae.types import BatchCodes, BatchTokenNLL, Codes, TokenNLL
@@ -185,8 +191,6 @@ class MusicLM(abc.ABC):
         if not np.isfinite(arr).all():
             raise ValueError("wav contains NaN or Inf samples")
         if sample_rate != self.sample_rate:
-            from cae.audio import resample
-
             arr = np.stack([resample(x, sample_rate, self.sample_rate) for x in arr])
         x = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
         codes = self._encode(x).long().cpu()
@@ -269,6 +273,51 @@ _REGISTRY: dict[str, Factory] = {}
 _PROVIDERS: list[Callable[[], dict[str, Factory]]] = []
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A family of model names that one loader resolves, such as every ``audiocraft:<id>``.
+
+    Attributes:
+        name: what the backend is called (a second registration under the same name replaces the first).
+        matches: ``matches(name)`` is true for the names this backend loads.
+        load: ``load(name, **kwargs)`` builds the adapter; it gets the name exactly as given to :func:`load_model`.
+        priority: backends are tried from the highest priority down, so a more specific family (``…@random``)
+            is tried before a broader one (any ``owner/name``).
+        describe: the names it takes, for the error on an unknown name.
+    """
+
+    name: str
+    matches: Callable[[str], bool]
+    load: Callable[..., MusicLM]
+    priority: int = 0
+    describe: str = ""
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(name: str, matches: Callable[[str], bool], load: Callable[..., MusicLM], *, priority: int = 0,
+                     describe: str = "") -> Backend:
+    """Let :func:`load_model` load every name for which ``matches(name)`` holds with ``load(name, **kwargs)``.
+
+    Each backend module (:mod:`cae.models.hf`, :mod:`cae.models.audiocraft`, :mod:`cae.models.published`) registers
+    itself when imported, and :mod:`cae.models` imports them all, so any import of a ``cae.models`` module (the
+    package runs first) knows every backend.
+    """
+    backend = Backend(name, matches, load, priority, describe)
+    _BACKENDS[name] = backend
+    return backend
+
+
+def backends() -> list[Backend]:
+    """The registered backends in the order :func:`load_model` tries them (highest priority first).
+
+    >>> [b.name for b in backends()]  # those of cae.models, registered when the package was imported
+    ['random', 'audiocraft', 'transformers']
+    """
+    return sorted(_BACKENDS.values(), key=lambda b: -b.priority)
+
+
 def register_provider(provider: Callable[[], dict[str, Factory]]) -> Callable[[], dict[str, Factory]]:
     """Add a function that lists ``{name: factory}`` when a model name is looked up (usable as a decorator)."""
     _PROVIDERS.append(provider)
@@ -312,37 +361,26 @@ def load_model(name: str, **kwargs: Any) -> MusicLM:
     ``name`` is one of:
 
     * a registered name (:func:`register_model`), e.g. ``"reference"``;
-    * ``"audiocraft:<id>"``, e.g. ``"audiocraft:facebook/musicgen-melody"`` (needs the ``audiocraft`` extra);
-    * a paper checkpoint's id with ``@random``, e.g. ``"facebook/musicgen-small@random"``: the published
-      architecture with seeded random weights, built offline (:mod:`cae.models.published`; ``seed=`` picks the
-      weights);
-    * ``"hf:<id>"`` or a bare transformers id such as ``"facebook/musicgen-small"``;
-    * a local folder holding a transformers MusicGen checkpoint (``config.json`` + weights).
+    * a name one of the registered backends (:func:`register_backend`) takes, tried in this order:
+
+      * a paper checkpoint's id with ``@random``, e.g. ``"facebook/musicgen-small@random"``: the published
+        architecture with seeded random weights, built offline (:mod:`cae.models.published`; ``seed=`` picks the
+        weights);
+      * ``"audiocraft:<id>"``, e.g. ``"audiocraft:facebook/musicgen-melody"`` (needs the ``audiocraft`` extra);
+      * ``"hf:<id>"`` or a bare transformers id such as ``"facebook/musicgen-small"``, or a local folder holding a
+        transformers MusicGen checkpoint (``config.json`` + weights).
 
     Keyword arguments go to the adapter (``alignment``, ``device``, ``dtype``, ``revision``, ...).
     """
     factories = _REGISTRY if name in _REGISTRY else _factories()
     if name in factories:
         return factories[name](**kwargs)
-    if name.endswith("@random"):
-        from cae.models.published import build_random
-
-        if kwargs.pop("revision", None) is not None:
-            raise ModelError(f"{name}: an @random model has no revision (its weights come from seed=)")
-        return build_random(name, **kwargs)
-    if name.startswith("audiocraft:"):
-        from cae.models.audiocraft import AudiocraftMusicGen
-
-        return AudiocraftMusicGen.from_pretrained(name.removeprefix("audiocraft:"), **kwargs)
-    if name.startswith("hf:") or "/" in name or Path(name).is_dir():
-        from cae.models.hf import HFMusicGen
-
-        return HFMusicGen.from_pretrained(name.removeprefix("hf:"), **kwargs)
+    for backend in backends():
+        if backend.matches(name):
+            return backend.load(name, **kwargs)
     known = ", ".join(registered_models()) or "none"
-    raise ModelError(
-        f"unknown model {name!r}: not a registered name ({known}), not 'audiocraft:<id>', not a hub id "
-        "('owner/name') and not a local folder"
-    )
+    others = "; ".join(b.describe for b in backends() if b.describe)
+    raise ModelError(f"unknown model {name!r}: not a registered name ({known}), and no backend takes it ({others})")
 
 
 def hub_offline() -> bool:

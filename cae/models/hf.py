@@ -17,16 +17,16 @@ encoder-decoder model on ``get_unconditional_inputs``). With a prompt the full m
 from __future__ import annotations
 
 import copy
-
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from cae.errors import ModelError
-from cae.models.base import MusicLM, hub_offline, missing_weights_message
-from cae.models.sampling import hf_decoder_step, sample_delay
+from cae.models.base import MusicLM, hub_offline, missing_weights_message, register_backend
 from cae.models.layout import delay_inputs, gather_delay_nll, gather_paper_nll, paper_inputs
+from cae.models.sampling import hf_decoder_step, sample_delay
 
 
 #: MusicGen was trained on 30 s segments: 1500 frames at 50 Hz.
@@ -221,3 +221,18 @@ class HFMusicGen(MusicLM):
                 raise ModelError("the 'paper' alignment is unconditioned; it takes no prompt")
             return gather_paper_nll(self._logits(paper_inputs(codes), None), codes)
         return gather_delay_nll(self._logits(delay_inputs(codes, self.special), prompt), codes)
+
+
+def is_transformers_name(name: str) -> bool:
+    """Whether :func:`~cae.models.base.load_model` hands ``name`` to transformers: ``hf:<id>``, an ``owner/name``
+    hub id, or a local folder."""
+    return name.startswith("hf:") or "/" in name or Path(name).is_dir()
+
+
+def load_transformers(name: str, **kwargs: Any) -> HFMusicGen:
+    """:meth:`HFMusicGen.from_pretrained` on ``name`` without its ``hf:`` prefix."""
+    return HFMusicGen.from_pretrained(name.removeprefix("hf:"), **kwargs)
+
+
+register_backend("transformers", is_transformers_name, load_transformers,
+                 describe="'hf:<id>', a hub id ('owner/name') or a local folder")

@@ -36,7 +36,10 @@ from typing import Any
 import torch
 
 from cae.errors import ModelError
-from cae.models.tiny import _quiet_transformers
+from cae.models.audiocraft import AudiocraftMusicGen
+from cae.models.base import MusicLM, register_backend
+from cae.models.hf import HFMusicGen
+from cae.models.tiny import _quiet_transformers, init_hf_codebooks
 
 #: Suffix of a model id that asks for the architecture with seeded random weights.
 RANDOM_SUFFIX = "@random"
@@ -284,8 +287,6 @@ def _audiocraft_lm(arch: Architecture, *, seed: int = 0, layers: int | None = No
 def _random_encodec(seed: int) -> Any:
     from transformers import EncodecModel
 
-    from cae.models.tiny import init_hf_codebooks
-
     torch.manual_seed(seed)
     with _quiet_transformers():
         codec = EncodecModel(encodec_config()).eval()
@@ -310,16 +311,12 @@ def build_random(name: str, *, seed: int = 0, **kwargs: Any) -> Any:
     if arch.backend == "transformers":
         from transformers import MusicgenForCausalLM
 
-        from cae.models.hf import HFMusicGen
-
         torch.manual_seed(seed)
         with _quiet_transformers():
             decoder = MusicgenForCausalLM(decoder_config(arch)).eval()
-        out = HFMusicGen(decoder, _random_encodec(seed + 1), model_id=model_id, revision=revision, **kwargs)
+        out: MusicLM = HFMusicGen(decoder, _random_encodec(seed + 1), model_id=model_id, revision=revision, **kwargs)
     else:
         from audiocraft.models.encodec import HFEncodecCompressionModel
-
-        from cae.models.audiocraft import AudiocraftMusicGen
 
         lm = _audiocraft_lm(arch, seed=seed)
         codec = HFEncodecCompressionModel(_random_encodec(seed + 1))
@@ -327,3 +324,14 @@ def build_random(name: str, *, seed: int = 0, **kwargs: Any) -> Any:
     out.context_frames = CONTEXT_FRAMES
     out.random_weights = True
     return out
+
+
+def load_random(name: str, **kwargs: Any) -> MusicLM:
+    """:func:`build_random`, for :func:`~cae.models.base.load_model` (which also passes ``revision``: an ``@random``
+    model has none, its weights come from ``seed=``)."""
+    if kwargs.pop("revision", None) is not None:
+        raise ModelError(f"{name}: an @random model has no revision (its weights come from seed=)")
+    return build_random(name, **kwargs)
+
+
+register_backend("random", is_random, load_random, priority=20, describe="'<paper checkpoint id>@random'")

@@ -2,16 +2,22 @@
 
 They have MusicGen's structure (delay pattern, BOS = card, K = 4 codebooks, 32 kHz EnCodec with hop 640 and
 non-causal convolutions plus an LSTM) at a size that runs in milliseconds. Their losses mean nothing about music;
-they exist to check shapes, alignment and plumbing. Weights are seeded, so two calls give the same model.
+they exist to check shapes, alignment and plumbing. Weights are seeded, so two calls give the same model. Importing
+the module registers them as ``"tiny"`` and ``"tiny-audiocraft"`` (``seed=`` picks the weights).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import torch
+
+from cae.models.audiocraft import AudiocraftMusicGen
+from cae.models.base import register_model
+from cae.models.hf import HFMusicGen
 
 TINY_CARD = 64
 TINY_CODEBOOKS = 4
@@ -49,8 +55,6 @@ def tiny_hf_decoder_config(card: int = TINY_CARD, num_codebooks: int = TINY_CODE
 
 def tiny_hf_encodec_config(card: int = TINY_CARD, num_codebooks: int = TINY_CODEBOOKS) -> Any:
     """An ``EncodecConfig`` shaped like MusicGen's 32 kHz codec (ratios 8·5·4·4 = 640, 50 Hz), but narrow."""
-    import math
-
     from transformers import EncodecConfig
 
     bw = num_codebooks * math.log2(card) * 50 / 1000  # kbps giving exactly num_codebooks quantizers
@@ -59,15 +63,6 @@ def tiny_hf_encodec_config(card: int = TINY_CARD, num_codebooks: int = TINY_CODE
         codebook_size=card, codebook_dim=16, target_bandwidths=[bw], num_lstm_layers=2, use_causal_conv=False,
         normalize=False, pad_mode="reflect", norm_type="weight_norm", chunk_length_s=None,
     )
-
-
-def tiny_hf_decoder(seed: int = 0, **cfg: Any) -> Any:
-    """A random ``MusicgenForCausalLM``."""
-    from transformers import MusicgenForCausalLM
-
-    _seeded(seed)
-    with _quiet_transformers():
-        return MusicgenForCausalLM(tiny_hf_decoder_config(**cfg)).eval()
 
 
 def _varied_audio(seed: int, seconds: float = 4.0, sample_rate: int = 32000) -> torch.Tensor:
@@ -152,24 +147,18 @@ def tiny_audiocraft_codec(seed: int = 0, card: int = TINY_CARD, num_codebooks: i
     return model.eval()
 
 
-def _build_tiny(**kwargs: Any) -> Any:
-    from cae.models.hf import HFMusicGen
-
+def _build_tiny(**kwargs: Any) -> HFMusicGen:
     kwargs.setdefault("model_id", "tiny")
     return HFMusicGen.from_model(tiny_hf_musicgen(seed=kwargs.pop("seed", 0)), **kwargs)
 
 
-def _build_tiny_audiocraft(**kwargs: Any) -> Any:
-    from cae.models.audiocraft import AudiocraftMusicGen
-
+def _build_tiny_audiocraft(**kwargs: Any) -> AudiocraftMusicGen:
     seed = kwargs.pop("seed", 0)
     kwargs.setdefault("model_id", "tiny-audiocraft")
     return AudiocraftMusicGen.from_model(tiny_audiocraft_codec(seed=seed + 1), tiny_audiocraft_lm(seed=seed), **kwargs)
 
 
-def register_tiny_models() -> None:
-    """Register ``"tiny"`` (transformers) and ``"tiny-audiocraft"`` with :func:`cae.load_model`."""
-    from cae.models.base import register_model
-
-    register_model("tiny", _build_tiny, overwrite=True)
-    register_model("tiny-audiocraft", _build_tiny_audiocraft, overwrite=True)
+# ``"tiny"`` (transformers) and ``"tiny-audiocraft"`` for :func:`cae.load_model` (``overwrite``: a reloaded module
+# replaces its own earlier functions)
+register_model("tiny", _build_tiny, overwrite=True)
+register_model("tiny-audiocraft", _build_tiny_audiocraft, overwrite=True)

@@ -9,18 +9,15 @@
 Training checkpoints of each decoder (and its untrained initialisation) load with :func:`load_checkpoint`
 (:mod:`cae.reference.checkpoints`), or by name: ``cae.load_model("reference@step250")``. What was measured while
 training is in :mod:`cae.reference.records`.
+
+The reference models are a model backend: this package builds on :mod:`cae.models` (their adapter is
+:class:`~cae.models.hf.HFMusicGen`), and :mod:`cae.models` imports it so that their names are registered
+(:func:`cae.reference.checkpoints.reference_models`) wherever a model is loaded by name. Importing
+:mod:`cae.reference.checkpoints` here, before any other module of the package, lets either package be imported
+first: :mod:`cae.models` is then complete before :mod:`cae.reference.model` needs it.
 """
 
-from typing import Any
-
+from cae.reference.checkpoints import available_checkpoints, load_checkpoint
 from cae.reference.tokenizer import MelRVQTokenizer
 
 __all__ = ["MelRVQTokenizer", "available_checkpoints", "load_checkpoint"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("load_checkpoint", "available_checkpoints"):
-        from cae.reference import checkpoints
-
-        return getattr(checkpoints, name)
-    raise AttributeError(f"module 'cae.reference' has no attribute {name!r}")

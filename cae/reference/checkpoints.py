@@ -11,7 +11,8 @@ The **untrained** decoder is the architecture's initialisation under ``torch.man
 seed the training run initialised from, so with the same torch version it is the run's step-0 decoder); it is built
 in a forked RNG, so loading it leaves torch's global generator untouched. All checkpoints of a model share its codec.
 
-Registered model names (:func:`cae.load_model`): ``"<model>@step<N>"`` for every stored step and the final one, and
+Registered model names (:func:`cae.load_model`; this module lists them, :func:`reference_models`, when a name is
+looked up): ``"<model>"`` for each shipped model, ``"<model>@step<N>"`` for every stored step and the final one, and
 ``"<model>@untrained"``, e.g. ``"reference@step250"`` or ``"reference-mel@untrained"``. Each gets its own ``model_id``
 and ``revision`` (the stored file's SHA-256 prefix, or ``init-seed<seed>``), so sweep caches never mix them up.
 
@@ -23,6 +24,7 @@ and ``revision`` (the stored file's SHA-256 prefix, or ``init-seed<seed>``), so 
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from typing import Any
 import torch
 
 from cae.errors import ModelError
+from cae.models.base import Factory, register_provider
 from cae.models.hf import HFMusicGen
 from cae.provenance import file_sha256
 from cae.reference.model import (
@@ -52,6 +55,7 @@ __all__ = [
     "checkpoints_dir",
     "load_checkpoint",
     "read_checkpoints",
+    "reference_models",
 ]
 
 #: Metadata file: stored dtype, file, SHA-256 and held-out loss per step.
@@ -159,3 +163,20 @@ def load_checkpoint(step: int | str, *, family: str = "reference", seed: int = 0
     decoder = load_decoder_state(decoder_from_config(meta["decoder_config"]), _load_state(path, info["sha256"]), path)
     kwargs.setdefault("revision", info["sha256"][:12])
     return wrap(decoder, load_tokenizer(weights_dir, meta), meta, **kwargs)
+
+
+@register_provider
+def reference_models() -> dict[str, Factory]:
+    """The shipped reference models (``reference``: neural codec, the book's default; ``reference-mel``: the mel-RVQ
+    ablation), each training checkpoint as ``<name>@step<N>`` and the untrained decoder as ``<name>@untrained``,
+    as ``{name: factory}`` for :func:`cae.models.base.load_model`.
+
+    >>> [n.removeprefix("reference-mel") for n in reference_models() if n.startswith("reference-mel")]
+    ['', '@step100', '@step250', '@step500', '@step1000', '@untrained']
+    """
+    out: dict[str, Factory] = {}
+    for family, folder in FAMILIES.items():
+        out[family] = functools.partial(load_reference, folder)
+        for step in (*available_checkpoints(family), UNTRAINED):
+            out[checkpoint_name(step, family)] = functools.partial(load_checkpoint, step, family=family)
+    return out

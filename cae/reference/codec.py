@@ -28,7 +28,8 @@ Everything is seeded (``numpy.random.default_rng(seed)`` for segments, ``torch.m
 restarts); the run is a fixed number of steps, checkpointed every ``checkpoint_every`` steps with the optimiser and
 both generators, so an interrupted run resumes where it stopped (``python -m cae.reference.codec``, ``make
 reference-codec``). The result is saved with ``EncodecModel.save_pretrained`` and loaded with transformers alone
-(:func:`load_codec`, SHA-256 verified). :meth:`ResidualVQ.codes` is the training side's own encoder; a test checks it
+(:func:`load_codec`, SHA-256 verified; both live in :mod:`cae.reference.codec_files`, which loading the reference
+model needs without this training code). :meth:`ResidualVQ.codes` is the training side's own encoder; a test checks it
 gives the same codes as the shipped transformers model.
 """
 
@@ -46,8 +47,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from cae.audio import load
+from cae.data.corpus import ensure_reference_corpus
 from cae.errors import ModelError
-from cae.provenance import file_sha256
+from cae.reference.codec_files import load_codec, save_codec
+from cae.reference.model import CODEC_DIR
 from cae.reference.resume import load_state, save_state
 
 __all__ = [
@@ -60,9 +64,6 @@ __all__ = [
     "save_codec",
     "train_codec",
 ]
-
-CODEC_WEIGHTS = "model.safetensors"
-CODEC_CONFIG = "config.json"
 
 
 @dataclass
@@ -322,35 +323,6 @@ def perplexity(codes: np.ndarray, card: int) -> list[float]:
     return out
 
 
-# ---- save / load ---------------------------------------------------------------------------------------------------
-def save_codec(model: Any, folder: str | Path) -> dict[str, str]:
-    """Save with ``save_pretrained`` (``config.json`` + ``model.safetensors``); returns the files' SHA-256."""
-    folder = Path(folder)
-    model.save_pretrained(folder)
-    return {name: file_sha256(folder / name) for name in (CODEC_CONFIG, CODEC_WEIGHTS)}
-
-
-def load_codec(folder: str | Path, sha256: dict[str, str] | None = None) -> Any:
-    """Load a saved codec as a transformers ``EncodecModel`` in eval mode, float32, after checking each file's
-    SHA-256 against ``sha256`` (when given). A missing or altered file raises :class:`~cae.errors.ModelError`."""
-    from transformers import EncodecModel
-
-    folder = Path(folder)
-    for name in (CODEC_CONFIG, CODEC_WEIGHTS):
-        path = folder / name
-        if not path.is_file():
-            raise ModelError(f"{path} is missing; rebuild with `make reference-codec` or reinstall cae")
-        if sha256 is not None:
-            got, want = file_sha256(path), sha256[name]
-            if got != want:
-                raise ModelError(
-                    f"{path} is corrupted: SHA-256 {got[:12]}… does not match {want[:12]}… recorded for it; "
-                    "rebuild with `make reference-codec` or reinstall cae"
-                )
-    with torch.random.fork_rng(devices=[]):  # building the model draws initial weights: leave the caller's RNG alone
-        return EncodecModel.from_pretrained(folder, dtype=torch.float32).eval()
-
-
 # ---- training -------------------------------------------------------------------------------------------------------
 def _encode_batch(model: Any, x: torch.Tensor) -> torch.Tensor:
     return model.encoder(x[:, None, :])
@@ -458,10 +430,6 @@ def evaluate_codec(model: Any, clips: list[np.ndarray], cfg: CodecConfig) -> dic
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m cae.reference.codec``: train (or resume) the reference codec and save it."""
-    from cae.audio import load
-    from cae.data.corpus import ensure_reference_corpus
-    from cae.reference.model import CODEC_DIR
-
     p = argparse.ArgumentParser(description="Train the reference model's neural codec (resumable).")
     p.add_argument("--steps", type=int, default=CodecConfig.steps)
     p.add_argument("--seed", type=int, default=CodecConfig.seed)

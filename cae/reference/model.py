@@ -27,6 +27,8 @@ import torch
 from cae.errors import ModelError
 from cae.models.hf import HFMusicGen
 from cae.provenance import file_sha256
+from cae.reference.codec_files import load_codec
+from cae.reference.tokenizer import MelRVQTokenizer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The default reference model: neural codec + decoder.
@@ -113,11 +115,7 @@ def load_tokenizer(weights_dir: str | Path, meta: dict[str, Any]) -> Any:
     codec, a :class:`~cae.reference.tokenizer.MelRVQTokenizer` for ``reference-mel``."""
     weights_dir = Path(weights_dir)
     if meta.get("codec") == "encodec":
-        from cae.reference.codec import load_codec
-
         return load_codec(weights_dir / "codec")
-    from cae.reference.tokenizer import MelRVQTokenizer
-
     return MelRVQTokenizer.load(weights_dir / TOKENIZER_FILE)
 
 
@@ -125,8 +123,6 @@ def wrap(decoder: Any, tokenizer: Any, meta: dict[str, Any], **kwargs: Any) -> H
     """The scoring adapter for a decoder and a reference codec: :class:`~cae.models.hf.HFMusicGen` around a
     transformers ``EncodecModel``, :class:`MelReferenceLM` around the mel tokenizer; its ``context_frames`` is the
     training window recorded in ``meta``."""
-    from cae.reference.tokenizer import MelRVQTokenizer
-
     if isinstance(tokenizer, MelRVQTokenizer):
         model: HFMusicGen = MelReferenceLM(decoder, tokenizer, **kwargs)
     else:

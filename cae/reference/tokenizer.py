@@ -80,6 +80,10 @@ Files
 (64000,)
 >>> tok.affected_frames(250 * 640, 350 * 640)  # noise over frames [250, 350) changes frames 249 … 350
 (249, 351)
+
+Why one module of about 700 lines: the tokenizer is one fitted object (front end, k-means, residual codebooks,
+Griffin-Lim decoder) saved as one parameters file; its parts share the frame layout and the saved format, and no
+other module uses them.
 """
 
 from __future__ import annotations
@@ -145,7 +149,9 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
     """Triangular Slaney-mel filters with peak 1, float64 ``[n_mels, n_fft // 2 + 1]``.
 
     Equals ``librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=False,
-    norm=None)`` up to rounding.
+    norm=None)`` up to rounding: at the shipped settings the float32 filterbanks are identical, the float64 ones
+    differ by up to 7e-15 in 149 of 41 024 entries. The tokenizer works in float64 and the shipped ``reference-mel``
+    codebooks were fitted on exactly these values, so this function stays instead of a call to librosa.
 
     >>> fb = mel_filterbank(32000, 1280, 64, 30.0, 16000.0)
     >>> fb.shape, bool((fb.max(axis=1) > 0.5).all()), float(fb.max()) <= 1.0

@@ -22,17 +22,29 @@ import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from cae.audio import load
+from cae.data.corpus import ensure_reference_corpus
 from cae.models.layout import delay_inputs, gather_delay_nll
 from cae.provenance import file_sha256
+from cae.reference.codec_files import load_codec
+from cae.reference.model import (
+    CODEC_DIR,
+    DECODER_FILE,
+    MEL_DIR,
+    REFERENCE_DIR,
+    decoder_from_config,
+    decoder_state,
+    save_reference,
+)
 from cae.reference.resume import load_state, save_state
-from cae.reference.model import DECODER_FILE, decoder_from_config, decoder_state, save_reference
+from cae.reference.tokenizer import MelRVQTokenizer
 
 
 @dataclass
@@ -223,15 +235,10 @@ def _tokenizer(cfg: TrainConfig, train_audio: list[np.ndarray]
     """The codec whose tokens the decoder learns, an ``encode(wave) -> [K, F]`` function, its fit time, and a
     fingerprint of it (a checksum of its weights or state)."""
     if cfg.codec == "mel":
-        from cae.reference.tokenizer import MelRVQTokenizer
-
         t = time.time()
         tok = MelRVQTokenizer(num_codebooks=cfg.num_codebooks, codebook_size=cfg.codebook_size)
         tok.fit(train_audio, seed=cfg.seed, max_frames=cfg.tokenizer_max_frames)
         return tok, tok.encode, time.time() - t, tok.state_sha256()
-    from cae.reference.codec import load_codec
-    from cae.reference.model import CODEC_DIR
-
     meta = json.loads((CODEC_DIR / "training.json").read_text())
     codec = load_codec(CODEC_DIR, meta["sha256"])
     if codec.config.codebook_size != cfg.codebook_size or codec.config.num_quantizers != cfg.num_codebooks:
@@ -250,10 +257,6 @@ def _tokenizer(cfg: TrainConfig, train_audio: list[np.ndarray]
 def train(cfg: TrainConfig, *, data_dir: Path | None = None, weights_dir: Path | None = None,
           progress: bool = True) -> dict[str, Any]:
     """Build the corpus if needed, get the tokens, train the decoder, save weights; returns the metadata."""
-    from cae.audio import load
-    from cae.data.corpus import ensure_reference_corpus
-    from cae.reference.model import MEL_DIR, REFERENCE_DIR
-
     name = "reference" if cfg.codec == "encodec" else "reference-mel"
     weights_dir = Path(weights_dir or (REFERENCE_DIR if cfg.codec == "encodec" else MEL_DIR))
     torch.set_num_threads(cfg.threads)

@@ -6,19 +6,19 @@ For a clip and a model, :class:`ClipEngine`
    encoder's intermediate features and LSTM states, the decoder's KV cache);
 2. for a batch of perturbed waveforms, re-encodes them:
 
-   * transformers EnCodec: incrementally (:class:`~cae.sweep.encoder.IncrementalEncodec`): only the frames a
+   * transformers EnCodec: incrementally (:class:`~cae.scoring.encoder.IncrementalEncodec`): only the frames a
      perturbation can reach are recomputed, mathematically exactly;
    * any other codec: the adapter's ``encode`` on waves stacked ``[B, N]`` (equal lengths together);
 
 3. scores the perturbed tokens:
 
    * transformers MusicGen without a prompt: the clean KV cache is reused up to the first step whose logits or
-     scored token can differ (:class:`~cae.sweep.prefix.PrefixScorer`), suffixes batched;
+     scored token can differ (:class:`~cae.scoring.prefix.PrefixScorer`), suffixes batched;
    * otherwise: the adapter's ``token_nll`` on codes stacked ``[B, K, F]``.
 
 Each path computes the same quantity as ``model.token_nll(model.encode(p.apply(wav)))`` (the reference pipeline of
-:func:`cae.score.score_clips`); differences are floating-point summation order (module docstrings of
-:mod:`~cae.sweep.prefix` and :mod:`~cae.sweep.encoder`). On a GPU, give the model ``dtype="float16"`` (or
+:func:`cae.scoring.naive.score_clips`); differences are floating-point summation order (module docstrings of
+:mod:`~cae.scoring.prefix` and :mod:`~cae.scoring.encoder`). On a GPU, give the model ``dtype="float16"`` (or
 ``"bfloat16"``): weights and activations run in half precision with SDPA attention (transformers' default), the
 log-softmax always in float32 (:func:`cae.models.layout.nll_from_logits`).
 """
@@ -33,8 +33,8 @@ import torch
 
 from cae.errors import CaeError
 from cae.models.base import MusicLM
-from cae.sweep.encoder import IncrementalEncodec, supports_incremental_encoding
-from cae.sweep.prefix import PrefixScorer, supports_prefix_reuse
+from cae.scoring.encoder import IncrementalEncodec, supports_incremental_encoding
+from cae.scoring.prefix import PrefixScorer, supports_prefix_reuse
 from cae.types import Codes, TokenNLL, Wave
 
 __all__ = ["ClipEngine", "EngineCache", "EngineOptions", "Scored", "engine_bytes", "engines_of"]
@@ -52,7 +52,7 @@ class EngineOptions:
         reuse_prefix: reuse the clean KV cache (transformers MusicGen, no prompt).
         incremental_encoder: re-encode only what a perturbation reaches (transformers EnCodec).
         lstm_batch: conditions per LSTM run in the incremental encoder (``None``: 1 on the CPU, the model's own
-            batch-of-one LSTM arithmetic; 64 on a GPU). See :mod:`cae.sweep.encoder` on rounding and ties.
+            batch-of-one LSTM arithmetic; 64 on a GPU). See :mod:`cae.scoring.encoder` on rounding and ties.
         lstm_threads: CPU threads for the encoder's LSTM recurrence (``None``: torch's setting).
     """
 

@@ -1,8 +1,9 @@
-"""The paper's published numbers, as tables to put beside ours (the book's Protocol page, Published numbers, gives their sources).
+"""The paper's published numbers, as tables to put beside ours (the book's Protocol page, Published numbers, gives
+their sources).
 
-Values marked "≈" in the spec were read off the figures (about ±0.02); the Fig. 4 annotations and the shuffle CSV
-are exact. Dataset kinds use cae's names: ``ood`` (the paper's ASAP OOD), ``trainset`` (TrainingSet),
-``generated``. Model names are the MusicGen checkpoints' hub ids.
+Values marked "≈" were read off the figures (about ±0.02); the Fig. 4 annotations and the shuffle CSV are exact.
+Dataset kinds use cae's names: ``ood`` (the paper's ASAP OOD), ``trainset`` (TrainingSet), ``generated``. Model names
+are the MusicGen checkpoints' hub ids. The protocol that produced them is :mod:`cae.paper.protocol`.
 
 >>> fig2().query("model == 'facebook/musicgen-small' and kind == 'ood' and length == 200")["delta"].item()
 -0.5
@@ -14,13 +15,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["CHECKPOINTS", "block_swap_csv", "demo_colours", "fig2", "fig2_clean", "fig4", "fig5", "model_key"]
+from cae.paper.protocol import PAPER_LENGTHS
+
+__all__ = ["CHECKPOINTS", "LARGE", "MEDIUM", "MELODY", "SMALL", "block_swap_csv", "demo_colours", "fig2", "fig4",
+           "fig5", "model_key"]
 
 SMALL, MEDIUM, LARGE = "facebook/musicgen-small", "facebook/musicgen-medium", "facebook/musicgen-large"
 MELODY = "facebook/musicgen-melody"
 #: The four checkpoints of the paper's figures.
 CHECKPOINTS = (SMALL, MEDIUM, MELODY, LARGE)
-LENGTHS = (5, 10, 50, 100, 150, 200)
 
 # Fig. 2: mean Δ of the clip loss (white noise) per length; ≈ readings (Protocol page: Published numbers).
 _FIG2 = {
@@ -37,13 +40,6 @@ _FIG2 = {
 _FIG2_SD200 = {
     SMALL: {"ood": 0.32, "trainset": 0.27, "generated": 0.38}, MEDIUM: {"ood": 0.39, "trainset": 0.25, "generated": 0.30},
     MELODY: {"ood": 0.30, "trainset": 0.34, "generated": 0.37}, LARGE: {"ood": 0.46, "trainset": 0.22, "generated": 0.39},
-}
-# Fig. 2 "Average Loss" annotations: clean loss mean ± SD across songs (exact).
-_FIG2_CLEAN = {
-    SMALL: {"ood": (4.19, 1.01), "trainset": (5.41, 0.83), "generated": (5.59, 1.18)},
-    MEDIUM: {"ood": (6.47, 0.66), "trainset": (6.81, 0.67), "generated": (6.71, 0.63)},
-    MELODY: {"ood": (3.83, 0.90), "trainset": (5.27, 0.97), "generated": (5.18, 1.14)},
-    LARGE: {"ood": (5.88, 0.68), "trainset": (6.64, 0.64), "generated": (6.19, 1.10)},
 }
 # Fig. 4 annotations: mean of dataset means ± mean of dataset SDs, L ∈ {50..200} pooled (exact).
 _FIG4 = {
@@ -81,16 +77,10 @@ def fig2() -> pd.DataFrame:
     rows = []
     for model, kinds in _FIG2.items():
         for kind, values in kinds.items():
-            for n, v in zip(LENGTHS, values):
+            for n, v in zip(PAPER_LENGTHS, values, strict=True):
                 sd = _FIG2_SD200[model][kind] if n == 200 else float("nan")
                 rows.append({"model": model, "kind": kind, "length": n, "delta": v, "sd": sd})
     return pd.DataFrame(rows)
-
-
-def fig2_clean() -> pd.DataFrame:
-    """Fig. 2 annotations: clean loss ``mean`` and ``sd`` per ``model, kind`` (nats per token, un-delayed scoring)."""
-    return pd.DataFrame([{"model": m, "kind": k, "mean": v[0], "sd": v[1]}
-                         for m, kinds in _FIG2_CLEAN.items() for k, v in kinds.items()])
 
 
 def fig4() -> pd.DataFrame:
@@ -100,8 +90,14 @@ def fig4() -> pd.DataFrame:
 
 
 def fig5() -> pd.DataFrame:
-    """Fig. 5 means: ``length`` (0 = original) and mean ``loss`` (MusicGen-Medium, TrainingSet; ≈)."""
-    return pd.DataFrame([{"model": MEDIUM, "kind": "trainset", "length": n, "loss": v} for n, v in _FIG5.items()])
+    """Fig. 5 means: ``length`` (0 = original), mean ``loss`` and its ``delta`` against the original (MusicGen-Medium,
+    TrainingSet; ≈).
+
+    >>> fig5().query("length == 1")["delta"].round(2).item()
+    0.28
+    """
+    return pd.DataFrame([{"model": MEDIUM, "kind": "trainset", "length": n, "loss": v, "delta": v - _FIG5[0]}
+                         for n, v in _FIG5.items()])
 
 
 def block_swap_csv() -> pd.DataFrame:

@@ -4,7 +4,7 @@ Key. A unit's key is the SHA-256 of a canonical JSON document (sorted keys, no w
 that determines its numbers:
 
 * ``audio_sha256``: the clip file's bytes (not its path: a renamed or copied file hits the cache);
-* ``perturbation``: the perturbation's ``to_dict()`` *after* per-clip seeding (:func:`cae.score.for_clip`), so the
+* ``perturbation``: the perturbation's ``to_dict()`` *after* per-clip seeding (:func:`cae.scoring.for_clip`), so the
   exact seed used is part of the key (``null`` for the clean condition);
 * ``model``: the adapter's :meth:`~cae.models.base.MusicLM.info` (model id, backend, revision, dtype, alignment,
   conditioning, rates, codebooks);

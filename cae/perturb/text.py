@@ -16,7 +16,7 @@ Grammar (spaces not allowed; ``[...]`` optional, ``|`` alternatives)::
 relative to its loudness (a level of ``-6snr`` puts the noise 6 dB *above* the clip: the number is the
 signal-to-noise ratio). ``add`` mixes the noise into the music instead of replacing it; ``xf`` is a raised-cosine
 crossfade at both edges; ``seed`` is the base seed (the sweep adds a per-clip offset). The noise colours are those of
-:class:`cae.perturb.Noise`.
+:class:`cae.perturb.Noise`. :func:`cae.perturb.parse` is this module's :func:`parse`.
 
 >>> parse("noise:white:-30dbfs@250+100f").label
 'noise-white-replace-dbfs-30@250+100f'
@@ -28,7 +28,7 @@ crossfade at both edges; ``seed`` is the base seed (the sweep adds a per-clip of
 >>> parse("noise:white:-30dbs@250+100f")
 Traceback (most recent call last):
 ...
-cae.perturb_text.SyntaxError_: cannot read perturbation 'noise:white:-30dbs@250+100f': level '-30dbs' is not a number followed by dbfs, snr or lufs (e.g. -30dbfs)
+cae.perturb.text.SyntaxError_: cannot read perturbation 'noise:white:-30dbs@250+100f': level '-30dbs' is not a number followed by dbfs, snr or lufs (e.g. -30dbfs)
     noise:white:-30dbs@250+100f
                 ^^^^^^
 """
@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import re
 
-from cae.errors import CaeError
-from cae.perturb import Delete, Noise, Perturbation, PerturbationError, Silence, Span
+from cae.errors import CaeError, PerturbationError
+from cae.perturb.base import Perturbation, Span
+from cae.perturb.edit import Delete, Silence
+from cae.perturb.noise import Noise
 
 __all__ = ["SyntaxError_", "parse"]
 

@@ -1,13 +1,13 @@
 """Run a sweep (clips x perturbations x models) through the unit cache, serially or on an executor (Dask).
 
-Plan. For every model and clip the runner computes the unit keys (:func:`cae.sweep.cache.unit_key`) of the clean
-condition and of every perturbation as applied to that clip (:func:`cae.score.for_clip`: a perturbation with a
+Plan. For every model and clip the runner computes the unit keys (:func:`cae.scoring.cache.unit_key`) of the clean
+condition and of every perturbation as applied to that clip (:func:`cae.scoring.for_clip`: a perturbation with a
 ``seed`` field gets ``seed + offset``, the offset derived from the clip's content or, under the authors' protocol, its
-position in the list; :func:`cae.score.seed_offset`). A (model, clip) pair whose units are all in the cache is done; every
+position in the list; :func:`cae.scoring.seed_offset`). A (model, clip) pair whose units are all in the cache is done; every
 other pair becomes one task. Planning reads file hashes and unit files only; no model is called.
 
-Task. A task loads the clip, runs :class:`~cae.sweep.engine.ClipEngine` (clean pass once; an engine the model kept from an
-earlier sweep is reused, :class:`~cae.sweep.engine.EngineCache`), then goes through the
+Task. A task loads the clip, runs :class:`~cae.scoring.engine.ClipEngine` (clean pass once; an engine the model kept from an
+earlier sweep is reused, :class:`~cae.scoring.engine.EngineCache`), then goes through the
 clip's conditions in fixed batches of ``batch_size`` in sweep order, skipping batches whose units are all cached and
 writing each missing unit atomically as soon as its batch is scored. The batches do not depend on what is cached, so
 a resumed sweep runs every batch exactly as an uninterrupted one would and produces the same bits.
@@ -22,6 +22,10 @@ clip) with a deterministic key derived from the unit keys (``cae-sweep-<hash>``)
 broadcast to the workers once, models given by name are loaded once per worker process; workers write units to the
 cache folder, which must therefore be on a file system they share, and the client reads the results from it. Any
 ``concurrent.futures.Executor`` works the same way (models are pickled per task, so prefer names with processes).
+
+Why one module of about 600 lines: planning against the cache, running a task and assembling the tables must agree
+on one unit layout and one batch order (that is what makes a resumed sweep bit-identical); the cache, the engine
+and the two reuse mechanisms are separate modules.
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ from cae.checks import clip_warnings, perturbation_warning
 from cae.errors import AudioError
 from cae.models.base import MusicLM, load_model
 from cae.provenance import file_sha256, versions
-from cae.score import CLEAN, Perturbation, ScoreTables, condition_arrays, condition_label, for_clip, seed_offset
-from cae.sweep.cache import CorruptUnitError, Unit, UnitCache, default_root, key_document, unit_key
-from cae.sweep.engine import DATA_ERRORS, ClipEngine, EngineOptions, Scored, engines_of
+from cae.perturb import Perturbation
+from cae.scoring.conditions import CLEAN, condition_label, for_clip, seed_offset
+from cae.scoring.tables import ScoreTables, condition_arrays
+from cae.scoring.cache import CorruptUnitError, Unit, UnitCache, default_root, key_document, unit_key
+from cae.scoring.engine import DATA_ERRORS, ClipEngine, EngineOptions, Scored, engines_of
 
 __all__ = ["ClipTask", "SweepStats", "SweepTables", "run_sweep"]
 
@@ -65,9 +71,9 @@ class SweepStats:
 
 @dataclass
 class SweepTables(ScoreTables):
-    """:class:`cae.score.ScoreTables` (``tokens``, ``summary``, ``write``) plus the run's :class:`SweepStats`.
+    """:class:`cae.scoring.ScoreTables` (``tokens``, ``summary``, ``write``) plus the run's :class:`SweepStats`.
 
-    ``tokens`` has the columns of :func:`cae.score.score_clips`' tokens table plus ``model_id`` (last), so that a
+    ``tokens`` has the columns of :func:`cae.scoring.naive.score_clips`' tokens table plus ``model_id`` (last), so that a
     sweep over several models stays one table; ``summary`` has exactly the columns of its summary table.
     """
 
@@ -178,7 +184,7 @@ def run_clip_task(task: ClipTask, model: MusicLM, cache: UnitCache, *, prompt: s
         model: the loaded model.
         cache: where units go.
         prompt: text condition (``None``: null condition).
-        options: :class:`~cae.sweep.engine.EngineOptions`.
+        options: :class:`~cae.scoring.engine.EngineOptions`.
         on_unit: called with each unit written (progress reporting).
     """
     from cae.audio import load
@@ -447,7 +453,7 @@ def _plan(clip_paths: Sequence[str], perts: Sequence[Perturbation], infos: Seque
 
 def _assemble(plans: Sequence[_ClipPlan], infos: Sequence[Mapping[str, Any]], cache: UnitCache,
               uncached: Mapping[str, Unit], codes: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows in :func:`cae.score.score_clips`' order and layout: per model, per clip, clean then each condition."""
+    """Rows in :func:`cae.scoring.naive.score_clips`' order and layout: per model, per clip, clean then each condition."""
 
     damaged: list[CorruptUnitError] = []
 
@@ -535,21 +541,21 @@ def run_sweep(
     Args:
         clips: audio files (anything :func:`cae.audio.load` reads).
         perturbations: perturbation objects (:mod:`cae.perturb`); a ``seed`` field is offset per clip
-            (:func:`cae.score.seed_offset`).
+            (:func:`cae.scoring.seed_offset`).
         models: one model or a list; each a loaded :class:`~cae.models.base.MusicLM` or a name for
             :func:`cae.load_model` (loaded once per process).
         prompt: text condition (``None``: the null condition).
         cache_dir: root of the unit cache (default ``cae.paths.cache_dir() / "sweeps"``).
         progress: show a tqdm progress bar (units).
         executor: ``None`` (this process), a ``dask.distributed.Client`` or a ``concurrent.futures.Executor``.
-        options: :class:`~cae.sweep.engine.EngineOptions` (batch size, reuse switches).
+        options: :class:`~cae.scoring.engine.EngineOptions` (batch size, reuse switches).
         model_kwargs: keyword arguments for :func:`cae.load_model` when models are given by name.
         codes: add the token itself (``code``, int32) to the tokens table.
         seeding: ``"content"`` (a clip's noise seed derives from its bytes: the same clip gets the same noise in any
             list, order or machine) or ``"index"`` (the authors' ``seed + position in the list``).
 
     Returns:
-        :class:`SweepTables`: ``tokens`` and ``summary`` laid out as :func:`cae.score.score_clips`' tables
+        :class:`SweepTables`: ``tokens`` and ``summary`` laid out as :func:`cae.scoring.naive.score_clips`' tables
         (``tokens`` gains a ``model_id`` column), rows ordered by model, clip, then clean and each perturbation;
         ``stats`` says how many units came from the cache.
     """

@@ -9,21 +9,29 @@ hand), every number the Results page and the book's opening page show. A claim i
 * **near zero** (:func:`near_zero`): *holds* when ``|mean| < tolerance``, with the tolerance part of the claim's
   text (the paper gives none; we state ours).
 
-Each row names the notebook that shows the curves behind it (``page``), so that a summary can link there.
-:func:`findings` turns the table into the short statements the book opens with: one per claim group, saying on
-how many kinds it holds.
+Each row names the notebook that shows the curves behind it (``page``), so that a summary can link there, and the
+paper's own numbers for it (``paper``), quoted from :mod:`cae.paper.published` (:func:`published_range`), not
+retyped. :func:`findings` turns the table into the short statements the book opens with: one per claim group,
+saying on how many kinds it holds. :func:`headline` and :func:`fig2_beside` put the paper's Fig. 2 beside a run's
+Δ per noise length, as the opening page's figure and as RQ1's table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["ClaimSettings", "evaluate", "findings", "headline", "near_zero", "noise_study", "verdict"]
+from cae import beyond, study
+from cae.analysis import group_summary
+from cae.paper import published
+from cae.paper.protocol import PAPER_LENGTHS, PAPER_ONSET_FRAME, PAPER_SEED_BASE
+
+__all__ = ["ClaimSettings", "dynamics_findings", "evaluate", "fig2_beside", "findings", "headline", "near_zero",
+           "noise_study", "published_range", "verdict"]
 
 HOLDS, FAILS, INCONCLUSIVE, NA = "holds", "does not hold", "inconclusive", "n/a"
 
@@ -55,6 +63,37 @@ def near_zero(mean: float, tolerance: float) -> str:
     return HOLDS if abs(mean) < tolerance else FAILS
 
 
+#: Shuffle lengths (frames) of the "short shuffles raise the loss" and "long shuffles stay near the original" claims.
+SHORT_SHUFFLES, LONG_SHUFFLES = (1, 2, 5), (100, 150, 200)
+
+
+def published_range(values: Iterable[float]) -> str:
+    """Published values as the range the claims quote: two decimals with true minus signs, from the value nearest
+    zero outwards when all are negative, else from the lowest to the highest.
+
+    >>> published_range([-0.5, -0.16, -0.65]), published_range([0.04, -0.17, 0.05]), published_range([0.79, 0.54])
+    ('−0.16 … −0.65', '−0.17 … +0.05', '+0.54 … +0.79')
+    """
+    v = sorted(float(x) for x in values)
+    lo, hi = (v[-1], v[0]) if v[-1] < 0 else (v[0], v[-1])
+    return f"{_signed(lo, 2)} … {_signed(hi, 2)}"
+
+
+def _fig2_range(length: int) -> str:
+    f = published.fig2()
+    return published_range(f.loc[f["length"] == length, "delta"])
+
+
+def _fig4_range(region: str) -> str:
+    f = published.fig4()
+    return published_range(f.loc[f["region"] == region, "mean"])
+
+
+def _fig5_range(lengths: Sequence[int]) -> str:
+    f = published.fig5()
+    return published_range(f.loc[f["length"].isin(lengths), "delta"])
+
+
 @dataclass(frozen=True)
 class ClaimSettings:
     """What :func:`evaluate` runs (the Results notebook's parameters; see ``params/<set>/results.yaml``)."""
@@ -64,12 +103,12 @@ class ClaimSettings:
     ablation_clips: int | None = 20
     shuffle_datasets: Mapping[str, str] = field(default_factory=dict)
     shuffle_clips: int | None = 20
-    lengths: Sequence[int] = (5, 10, 50, 100, 150, 200)
-    short_shuffles: Sequence[int] = (1, 2, 5)
-    long_shuffles: Sequence[int] = (100, 150, 200)
+    lengths: Sequence[int] = PAPER_LENGTHS
+    short_shuffles: Sequence[int] = SHORT_SHUFFLES
+    long_shuffles: Sequence[int] = LONG_SHUFFLES
     matched_snr: float = 0.0
-    onset: int = 250
-    seed: int = 42
+    onset: int = PAPER_ONSET_FRAME
+    seed: int = PAPER_SEED_BASE
     cache_dir: str | None = None
 
     @classmethod
@@ -79,9 +118,7 @@ class ClaimSettings:
         >>> ClaimSettings.from_params({"datasets": {"ood": "synthetic"}, "n_clips": 2, "models": ["x"]}).n_clips
         2
         """
-        import dataclasses
-
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in params.items() if k in names})
 
 
@@ -92,51 +129,44 @@ def _fmt(mean: float, low: float, high: float) -> str:
 def _row(claim: str, group: str, page: str, r: Mapping[str, Any], paper: str, result: str,
          extra: str = "") -> dict[str, Any]:
     return {"claim": claim, "group": group, "page": page, "kind": r["kind"], "model": r["model_id"], "paper": paper,
-            "this run": _fmt(r["mean"], r["ci_low"], r["ci_high"]) + extra, "mean": r["mean"], "low": r["ci_low"],
-            "high": r["ci_high"], "verdict": result}
+            "this run": _fmt(r["mean"], r["ci_low"], r["ci_high"]) + extra, "mean": r["mean"],
+            "ci_low": r["ci_low"], "ci_high": r["ci_high"], "verdict": result}
 
 
 def _noise_rows(noise: Any, s: ClaimSettings) -> list[dict[str, Any]]:
-    from cae import study
-
     rows = []
     longest, shortest = max(s.lengths), min(s.lengths)
     by_length = study.delta_by_length(noise)
     for _, r in by_length[by_length["length"] == longest].iterrows():
         rows.append(_row(f"Δ clip loss < 0 with {longest}-frame noise (Fig. 2)", "long noise lowers the loss",
-                         "rq1_noise_length", r, "MusicGen −0.16 … −0.65", verdict(r["ci_low"], r["ci_high"], -1),
+                         "rq1_noise_length", r, f"MusicGen {_fig2_range(max(PAPER_LENGTHS))}",
+                         verdict(r["ci_low"], r["ci_high"], -1),
                          f"; {100 * r['share_lower']:.0f} % lower"))
     for _, r in by_length[by_length["length"] == shortest].iterrows():
         rows.append(_row(f"Δ ≈ 0 with {shortest}-frame noise (|Δ| < 0.05)", "short noise changes nothing",
-                         "rq1_noise_length", r, "−0.03 … +0.03", near_zero(r["mean"], 0.05)))
+                         "rq1_noise_length", r, _fig2_range(min(PAPER_LENGTHS)), near_zero(r["mean"], 0.05)))
     return rows
 
 
 def _region_rows(noise: Any, s: ClaimSettings) -> list[dict[str, Any]]:
-    from cae import study
-    from cae.analysis import group_summary
-
-    regions = study.region_table(noise, onset=s.onset, methods=("anchored",))
+    regions = study.region_means(noise, onset=s.onset, methods=("anchored",))
     regions = regions[regions["length"] >= 50]
     per_clip = regions.groupby(["model_id", "kind", "clip", "region"])["delta"].mean().reset_index()
     rows = []
     for _, r in group_summary(per_clip, ["model_id", "kind", "region"], "delta", n_resamples=2000).iterrows():
         if r["region"] == "peak":
-            rows.append(_row("Peak > 0 (Fig. 4)", "Peak, Assimilation, Recovery", "rq3_regions", r, "+0.54 … +0.79",
+            rows.append(_row("Peak > 0 (Fig. 4)", "Peak, Assimilation, Recovery", "rq3_regions", r, _fig4_range("peak"),
                              verdict(r["ci_low"], r["ci_high"], +1)))
         elif r["region"] == "assimilation":
             rows.append(_row("Assimilation < 0 (Fig. 4)", "Peak, Assimilation, Recovery", "rq3_regions", r,
-                             "−0.86 … −3.83", verdict(r["ci_low"], r["ci_high"], -1)))
+                             _fig4_range("assimilation"), verdict(r["ci_low"], r["ci_high"], -1)))
         else:
             rows.append(_row("Recovery ≈ 0 (|Δ| < 0.1; Fig. 4)", "Peak, Assimilation, Recovery", "rq3_regions", r,
-                             "−0.17 … +0.05", near_zero(r["mean"], 0.1)))
+                             _fig4_range("recovery"), near_zero(r["mean"], 0.1)))
     return rows
 
 
 def _shuffle_rows(shuffled: Any, s: ClaimSettings) -> list[dict[str, Any]]:
-    from cae import study
-    from cae.analysis import group_summary
-
     d = study.clip_deltas(shuffled)
     rows = []
     for name, ls in (("short", s.short_shuffles), ("long", s.long_shuffles)):
@@ -145,19 +175,17 @@ def _shuffle_rows(shuffled: Any, s: ClaimSettings) -> list[dict[str, Any]]:
         for _, r in group_summary(per, ["model_id", "kind"], "delta", n_resamples=2000).iterrows():
             if name == "short":
                 rows.append(_row(f"short shuffles ({frames} frames) raise the loss (Fig. 5)", "order shuffles",
-                                 "rq4_shuffle_colour", r, "+0.13 … +0.28 (Medium)",
+                                 "rq4_shuffle_colour", r, f"{_fig5_range(SHORT_SHUFFLES)} (Medium)",
                                  verdict(r["ci_low"], r["ci_high"], +1)))
             else:
                 rows.append(_row(f"long shuffles ({frames} frames) stay near the original (|Δ| < 0.05)",
-                                 "order shuffles", "rq4_shuffle_colour", r, "+0.03 … +0.06 (Medium)",
+                                 "order shuffles", "rq4_shuffle_colour", r, f"{_fig5_range(LONG_SHUFFLES)} (Medium)",
                                  near_zero(r["mean"], 0.05)))
     return rows
 
 
 def noise_study(models: Sequence[Any], s: ClaimSettings, *, progress: bool = False) -> Any:
     """The white-noise sweep the claims rest on (RQ1's, with codes): :func:`cae.study.run` over ``s.datasets``."""
-    from cae import study
-
     return study.run(models, s.datasets, lambda k: study.noise_conditions(k, s.lengths, onset=s.onset, seed=s.seed),
                      n_clips=s.n_clips, codes=True, cache_dir=s.cache_dir, progress=progress)
 
@@ -168,12 +196,10 @@ def evaluate(models: Sequence[Any], s: ClaimSettings, *, paper_models: Sequence[
     authors' protocol, for the scoring-alignment rows; ``None`` skips them).
 
     Returns:
-        One row per claim × kind × model: ``claim, group, page, kind, model, paper, this run, mean, low, high,
+        One row per claim × kind × model: ``claim, group, page, kind, model, paper, this run, mean, ci_low, ci_high,
         verdict`` (``page``: the notebook that shows it; ``group``: what :func:`findings` summarises).
         ``noise``: the noise study (:func:`noise_study`) when the caller already has it.
     """
-    from cae import beyond, study
-
     longest = max(s.lengths)
     run = dict(cache_dir=s.cache_dir, progress=progress)
     noise = noise if noise is not None else noise_study(models, s, progress=progress)
@@ -280,6 +306,18 @@ def _signed(x: float, digits: int = 3) -> str:
     return "n/a" if np.isnan(x) else f"{x:+.{digits}f}".replace("-", "−")
 
 
+def _paper_checkpoints(by_length: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``(model_id, the paper's Fig. 2 rows for its checkpoint)`` for each model of ``by_length`` that is one of the
+    paper's checkpoints (:func:`cae.paper.model_key`), in the table's order."""
+    fig2 = published.fig2()
+    out = []
+    for model_id in by_length["model_id"].unique():
+        key = published.model_key(model_id)
+        if key is not None:
+            out.append((model_id, fig2[fig2["model"] == key]))
+    return out
+
+
 def headline(by_length: pd.DataFrame) -> pd.DataFrame:
     """The book's headline figure data: Δ of the clip loss per noise length, kind and model from
     :func:`cae.study.delta_by_length` (``source`` = "this run"), plus, for a model that is one of the paper's
@@ -291,19 +329,37 @@ def headline(by_length: pd.DataFrame) -> pd.DataFrame:
     >>> headline(ours)[["source", "mean"]].values.tolist()
     [['this run', -0.1], ['paper', -0.5]]
     """
-    from cae import paper
-
     cols = ["model_id", "kind", "length", "mean", "ci_low", "ci_high"]
     parts = [by_length[cols].assign(source="this run")]
-    fig2 = paper.fig2()
-    for model_id in by_length["model_id"].unique():
-        key = paper.model_key(model_id)
-        if key is None:
-            continue
+    for model_id, fig2 in _paper_checkpoints(by_length):
         kinds = by_length.loc[by_length["model_id"] == model_id, "kind"].unique()
-        p = fig2[(fig2["model"] == key) & fig2["kind"].isin(kinds) & fig2["length"].isin(by_length["length"])]
+        p = fig2[fig2["kind"].isin(kinds) & fig2["length"].isin(by_length["length"])]
         parts.append(pd.DataFrame({"model_id": model_id, "kind": p["kind"], "length": p["length"], "mean": p["delta"],
                                    "ci_low": p["delta"], "ci_high": p["delta"], "source": "paper"}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def fig2_beside(by_length: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Fig. 2 beside this run: one row per paper checkpoint, kind and length that both have, with the
+    paper's Δ (``paper``, ≈ readings; ``sd`` at 200 frames) and ours (``ours``: the ``mean`` of
+    :func:`cae.study.delta_by_length`). Models that are not one of the paper's checkpoints are left out, so the table
+    is empty when none is.
+
+    Returns:
+        Columns ``model`` (the checkpoint), ``kind``, ``length``, ``paper``, ``sd``, ``ours``.
+
+    >>> ours = pd.DataFrame({"model_id": ["audiocraft:facebook/musicgen-large", "reference"], "kind": ["ood", "ood"],
+    ...                      "length": [200, 200], "mean": [-0.31, 0.2]})
+    >>> fig2_beside(ours).values.tolist()
+    [['facebook/musicgen-large', 'ood', 200, -0.28, 0.46, -0.31]]
+    """
+    parts = []
+    for model_id, fig2 in _paper_checkpoints(by_length):
+        ours = by_length.loc[by_length["model_id"] == model_id, ["kind", "length", "mean"]]
+        parts.append(fig2.rename(columns={"delta": "paper"}).merge(ours.rename(columns={"mean": "ours"}),
+                                                                   on=["kind", "length"]))
+    if not parts:
+        return pd.DataFrame(columns=["model", "kind", "length", "paper", "sd", "ours"])
     return pd.concat(parts, ignore_index=True)
 
 

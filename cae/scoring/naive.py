@@ -1,24 +1,17 @@
-"""Score clips, clean and perturbed, into tidy tables.
+"""The naive scorer, kept as the test oracle of :func:`cae.scoring.run_sweep`.
 
-For each clip: load (mono, model rate) → encode and score the clean audio once → for each perturbation, apply it
-with its seed, re-encode, score → rows. Two tables come out:
-
-* **tokens**: one row per (clip, condition, codebook, frame) with ``nll``, the clean ``nll_clean`` at the same
-  position (NaN past the clean clip's end) and ``changed`` (the token differs from the clean token);
-* **summary**: one row per (clip, condition) with the clip loss (mean over finite tokens), its difference from the
-  clean loss, the token-change span, the perturbation as JSON, the seed, the model's provenance and the package
-  versions; a clip that cannot be used (unreadable, too short, ...) gets a row with ``error`` set, and the rest of
-  the run goes on.
+For each clip: load (mono, model rate) → encode and score the clean audio once → for each perturbation, apply it with
+its seed, re-encode the whole clip, score it from the first frame → rows. No cache, no reuse of the clean pass, no
+batching: every number comes from the model's plain ``encode`` and ``token_nll``, which is what makes it an
+independent check of the sweep engine (``tests/test_sweep.py``). Use :func:`cae.scoring.run_sweep` for real work.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,83 +21,12 @@ from cae.analysis import clip_loss, mask_summary, token_mask
 from cae.checks import clip_warnings, perturbation_warning
 from cae.errors import CaeError
 from cae.models.base import MusicLM
+from cae.perturb import Perturbation
 from cae.provenance import file_sha256, versions
+from cae.scoring.conditions import CLEAN, condition_label, for_clip, seed_offset
+from cae.scoring.tables import ScoreTables, condition_arrays
 
-CLEAN = "clean"
-
-
-class Perturbation(Protocol):
-    """What :func:`score_clips` needs of a perturbation (see :mod:`cae.perturb`)."""
-
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: Any = None) -> np.ndarray: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-
-def condition_label(p: Perturbation) -> str:
-    """Short label of a perturbation for result rows (its ``label`` when it has one)."""
-    label = getattr(p, "label", None)
-    return str(label) if label else json.dumps(p.to_dict(), sort_keys=True)
-
-
-SEEDINGS = ("content", "index")
-
-
-def seed_offset(seeding: str, clip_index: int, clip_sha256: str | None) -> int:
-    """What a clip adds to a perturbation's seed.
-
-    * ``"content"`` (the corrected protocol): ``int(sha256[:6], 16)``, from the clip file's bytes, so a clip gets the
-      same noise whatever list, order or machine it is scored in;
-    * ``"index"`` (the authors' protocol, their "42 + file index"): the clip's position in the list.
-
-    >>> seed_offset("index", 3, None), seed_offset("content", 3, "00002a" + "0" * 58)
-    (3, 42)
-    """
-    if seeding == "index":
-        return int(clip_index)
-    if seeding == "content":
-        if not clip_sha256:
-            raise ValueError("content seeding needs the clip's SHA-256")
-        return int(clip_sha256[:6], 16)
-    raise ValueError(f"seeding must be one of {SEEDINGS}, got {seeding!r}")
-
-
-def for_clip(p: Perturbation, offset: int) -> Perturbation:
-    """The copy of ``p`` applied to a clip: its ``seed`` advanced by ``offset`` (:func:`seed_offset`), if it has one."""
-    if dataclasses.is_dataclass(p) and hasattr(p, "seed"):
-        return dataclasses.replace(p, seed=int(p.seed) + int(offset))  # type: ignore[type-var]
-    return p
-
-
-@dataclass
-class ScoreTables:
-    tokens: pd.DataFrame
-    summary: pd.DataFrame
-
-    def write(self, out: str | Path) -> tuple[Path, Path]:
-        """Write ``out`` (tokens) and ``<stem>.summary<suffix>`` (summary) as parquet; returns both paths."""
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        summary_path = out.with_name(f"{out.stem}.summary{out.suffix or '.parquet'}")
-        self.tokens.to_parquet(out, index=False)
-        self.summary.to_parquet(summary_path, index=False)
-        return out, summary_path
-
-
-def condition_arrays(nll: torch.Tensor, clean_nll: torch.Tensor, changed: np.ndarray | None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``nll_clean`` and ``changed`` columns of a condition as ``[K, F]`` arrays aligned with ``nll [K, F]``:
-    the clean NLL at the same position (NaN past the clean clip's end) and whether the token differs from the
-    clean token (frames the clean clip does not have count as changed; ``changed=None`` means none changed)."""
-    k, f = nll.shape
-    clean = np.full((k, f), np.nan, dtype=np.float32)
-    n = min(f, clean_nll.shape[1])
-    clean[:, :n] = clean_nll[:, :n].numpy()
-    ch = np.zeros((k, f), dtype=bool)
-    if changed is not None:
-        ch[:, : changed.shape[1]] = changed
-        ch[:, changed.shape[1]:] = True
-    return clean, ch
+__all__ = ["score_clips"]
 
 
 def _token_rows(clip: str, condition: str, nll: torch.Tensor, clean_nll: torch.Tensor,
@@ -201,7 +123,8 @@ def score_clips(
             token_frames.append(_token_rows(clip, label, nll, clean_nll, changed))
             bar.update(1)
     bar.close()
-    tokens = pd.concat(token_frames, ignore_index=True) if token_frames else _token_rows("", "", torch.zeros(0, 0), torch.zeros(0, 0), None)
+    empty = _token_rows("", "", torch.zeros(0, 0), torch.zeros(0, 0), None)
+    tokens = pd.concat(token_frames, ignore_index=True) if token_frames else empty
     summary = pd.DataFrame(rows)
     for col in ("error", "warning", "perturbation", "seed", "loss", "delta_loss", "n_frames", "first_changed",
                 "last_changed", "n_changed_tokens"):
