@@ -299,3 +299,18 @@ def test_music_levels_reads_each_kinds_loudness_against_the_paper_level(model, t
     assert table.loc["ood", "paper noise dBFS"] == -30 and table.loc["heldout", "paper noise dBFS"] == -12
     assert table.loc["heldout", "effective SNR (dB)"] == pytest.approx(level[0.5] + 12, abs=0.11)
     assert np.isnan(table.loc["mine", "paper noise dBFS"]) and np.isnan(table.loc["mine", "effective SNR (dB)"])
+
+
+def test_example_clip_and_its_curve_are_what_the_sweep_scored(model, clips, results):
+    p = study.noise_conditions("ood", [50], onset=150)[0]
+    ex = study.example_clip(results, model, "ood", p)
+    path = clips["ood"][0]  # the first clip of the kind
+    assert ex.clip == str(path) and ex.perturbation.seed == p.seed + seed_offset("content", 0, file_sha256(path))
+    clean, pert, _, _ = independent(model, path, p, 0)
+    # the audio to listen to is the audio that was scored: re-encoded, it gives the same token NLL
+    np.testing.assert_allclose(model.token_nll(model.encode(ex.perturbed(), ex.sample_rate)).numpy(), pert, atol=1e-5)
+    curve = study.clip_curve(results, ex, onset=150, before=10, after=80)
+    assert list(curve["rel_frame"]) == list(range(-10, 80)) and list(curve["frame"]) == list(range(140, 230))
+    np.testing.assert_allclose(curve["mean"].to_numpy(), np.nanmean(pert - clean, axis=0)[140:230], atol=1e-5)
+    with pytest.raises(study.StudyError, match="no clip of kind 'generated'"):
+        study.example_clip(results, model, "generated", p)

@@ -186,8 +186,8 @@ def _shuffle_rows(shuffled: Any, s: ClaimSettings) -> list[dict[str, Any]]:
 
 def noise_study(models: Sequence[Any], s: ClaimSettings, *, progress: bool = False) -> Any:
     """The white-noise sweep the claims rest on (RQ1's, with codes): :func:`cae.study.run` over ``s.datasets``."""
-    return study.run(models, s.datasets, lambda k: study.noise_conditions(k, s.lengths, onset=s.onset, seed=s.seed),
-                     n_clips=s.n_clips, codes=True, cache_dir=s.cache_dir, progress=progress)
+    return study.run(models, s.datasets, study.NoiseSweep(s.lengths, onset=s.onset, seed=s.seed), n_clips=s.n_clips,
+                     codes=True, cache_dir=s.cache_dir, progress=progress)
 
 
 def evaluate(models: Sequence[Any], s: ClaimSettings, *, paper_models: Sequence[Any] | None = None,
@@ -211,8 +211,8 @@ def evaluate(models: Sequence[Any], s: ClaimSettings, *, paper_models: Sequence[
                              n_clips=s.shuffle_clips, **run)
         rows += _shuffle_rows(shuffled, s)
 
-    def longest_only(**kw: Any) -> Callable[[str], Any]:
-        return lambda k: study.noise_conditions(k, [longest], onset=s.onset, seed=s.seed, **kw)
+    def longest_only(**kw: Any) -> study.NoiseSweep:
+        return study.NoiseSweep([longest], onset=s.onset, seed=s.seed, **kw)
 
     for proto, ms in (("paper", paper_models), ("corrected", models)):
         if ms is None:

@@ -14,10 +14,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
 from cae.errors import PerturbationError
 from cae.paper.protocol import (
     PAPER_FRAME_RATE,
@@ -30,13 +26,9 @@ from cae.paper.protocol import (
     paper_level,
 )
 from cae.perturb import BUTTERWORTH_COLOURS, BlockSwap, Noise, RandomPairSwaps, SegmentSwap, Span, pair_swap_count
+from cae.perturb.base import _is_int
 
 __all__ = ["paper_block_swap", "paper_noise", "paper_pair_swaps", "paper_shuffle"]
-
-
-def _is_count(v: Any) -> bool:
-    """A whole number (a Python or numpy integer, not a bool)."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def paper_noise(
@@ -72,10 +64,10 @@ def paper_noise(
         level = paper_level(dataset_kind)
     except PaperKindError as exc:
         raise PerturbationError(f"dataset_kind: {exc}") from None
-    if not _is_count(length_frames) or length_frames < 1:
+    if not _is_int(length_frames) or length_frames < 1:
         raise PerturbationError(f"length_frames must be a positive integer, got {length_frames!r}")
     for name, v in (("file_index", file_index), ("channel", channel)):
-        if not _is_count(v) or v < 0:
+        if not _is_int(v) or v < 0:
             raise PerturbationError(f"{name} must be a non-negative integer, got {v!r}")
     if colour != "white" and colour not in BUTTERWORTH_COLOURS:
         raise PerturbationError(f"the authors' colours are 'white' and {tuple(BUTTERWORTH_COLOURS)}, got {colour!r}")
@@ -120,6 +112,6 @@ def paper_shuffle(length_frames: int, seed: int = 0) -> RandomPairSwaps | Segmen
     ('pairswaps-10f-b0.2@0-700f', 'segswap-150f@0-700f')
     """
     lo, hi = PAPER_SHUFFLE_RANGE_FRAMES
-    if _is_count(length_frames) and length_frames >= PAPER_SEGMENT_SWAP_FROM:
+    if _is_int(length_frames) and length_frames >= PAPER_SEGMENT_SWAP_FROM:
         return SegmentSwap(length_frames, lo, hi, PAPER_FRAME_RATE, seed)
     return RandomPairSwaps(length_frames, lo, hi, PAPER_PAIR_SWAP_BUDGET, PAPER_FRAME_RATE, seed)

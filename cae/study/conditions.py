@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cae.paper.presets import paper_shuffle
 from cae.paper.protocol import (
     PAPER_FRAME_RATE,
     PAPER_ONSET_FRAME,
     PAPER_PAIR_SWAP_BUDGET,
     PAPER_PURE_NOISE_FRAMES,
     PAPER_SEED_BASE,
-    PAPER_SEGMENT_SWAP_FROM,
     PAPER_SHUFFLE_RANGE_FRAMES,
     PaperKindError,
     paper_level,
@@ -108,9 +108,11 @@ def shuffle_conditions(variant: str, lengths: Sequence[int], *, onset: int = PAP
         n = int(n)
         if variant == "block_swap":
             out.append(BlockSwap(Span(int(onset), n)))
-        elif variant == "pair_swaps" or (variant == "fig5" and n < PAPER_SEGMENT_SWAP_FROM):
+        elif variant == "fig5":
+            out.append(paper_shuffle(n, int(seed)))
+        elif variant == "pair_swaps":
             out.append(RandomPairSwaps(n, lo, hi, PAPER_PAIR_SWAP_BUDGET, PAPER_FRAME_RATE, int(seed)))
-        elif variant in ("segment_swap", "fig5"):
+        elif variant == "segment_swap":
             out.append(SegmentSwap(n, lo, hi, PAPER_FRAME_RATE, int(seed)))
         else:
             raise StudyError(f"variant must be pair_swaps, segment_swap, block_swap or fig5, got {variant!r}")
