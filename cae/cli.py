@@ -142,7 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="registered name, hub id, 'audiocraft:<id>' or local folder")
     s.add_argument("--out", required=True,
                    help="per-token table, .parquet or .csv; the summary goes beside it (<stem>.summary.<suffix>)")
-    s.add_argument("--alignment", choices=["delay", "paper"], default="delay")
+    s.add_argument("--alignment", default=None,
+                   help="the model's scoring layout: its own by default (MusicGen: delay, YuE: stage2), or 'paper'")
     s.add_argument("--device", default=None)
     s.add_argument("--dtype", default=None, help="model dtype (float32 default; log-softmax is always float32)")
     s.add_argument("--prompt", default=None, help="text condition (default: null condition)")
@@ -310,7 +311,7 @@ def _score(args: argparse.Namespace) -> int:
     _check_writable(out, summary_out)
     _check_device(args.device)
     perturbations = build_perturbations(args)
-    kwargs: dict[str, Any] = {"alignment": args.alignment}
+    kwargs: dict[str, Any] = {} if args.alignment is None else {"alignment": args.alignment}
     if args.device:
         kwargs["device"] = args.device
     if args.dtype:

@@ -26,6 +26,7 @@ token with the decoder (:mod:`cae.scoring`). The model here is analytic, from th
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 import time
@@ -99,8 +100,84 @@ def encoder_gflop(seconds: float, *, lstm: bool = True) -> float:
     return flops / 1e9
 
 
+def is_yue(name: str) -> bool:
+    """Whether ``name`` is YuE's stage 2 (:mod:`cae.models.yue`)."""
+    from cae.models.yue import is_yue_name
+
+    return is_yue_name(name)
+
+
+def yue_positions(frames: int, alignment: str = "stage2") -> list[int]:
+    """Sequence lengths YuE scores for ``frames`` frames: one per 6 s segment (``3 + 9 n``: the prompt's 2 + n + 1
+    ids, then 8 per frame) under ``"stage2"``, the flat ``8 F`` ids under ``"paper"``.
+
+    >>> yue_positions(750), yue_positions(750, "paper")
+    ([2703, 2703, 1353], [6000])
+    """
+    from cae.models.yue import NUM_CODEBOOKS, segments
+
+    if alignment == "paper":
+        return [NUM_CODEBOOKS * frames]
+    return [3 + (NUM_CODEBOOKS + 1) * (b - a) for a, b in segments(frames)]
+
+
+def llama_gflop(cfg: object, n_positions: int) -> float:
+    """Forward FLOPs (×1e9) of a LLaMA decoder over ``n_positions`` positions: every weight matrix once per
+    position (attention projections, the three feed-forward matrices, the output head) and the full attention
+    matrix, as :func:`decoder_gflop` counts it."""
+    d, layers = cfg.hidden_size, cfg.num_hidden_layers
+    kv = d // cfg.num_attention_heads * cfg.num_key_value_heads
+    p_mm = layers * (2 * d * d + 2 * d * kv + 3 * d * cfg.intermediate_size) + cfg.vocab_size * d
+    return (2 * n_positions * p_mm + 4 * layers * n_positions * n_positions * d) / 1e9
+
+
+@functools.lru_cache(maxsize=8)
+def xcodec_gflop(seconds: float) -> float:
+    """Forward FLOPs (×1e9) of X-Codec's encoder on ``seconds`` of 16 kHz audio (both branches and the quantizer),
+    counted by torch's FLOP counter on the published architecture built on the meta device (no weights, no
+    arithmetic): about 25 GFLOP per second of audio."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cae.models.tiny import _quiet_transformers
+    from cae.models.xcodec import XCodec
+
+    with torch.device("meta"), _quiet_transformers():
+        codec = XCodec()
+    x = torch.zeros(1, int(round(seconds * codec.sample_rate)), device="meta")
+    with FlopCounterMode(display=False) as counter:
+        codec.encode(x, 8)
+    return counter.get_total_flops() / 1e9
+
+
+def yue_unit_cost(name: str, seconds: float = 15.0, dtype: str = "float32", batch: int = 1,
+                  alignment: str = "stage2") -> UnitCost:
+    """:func:`unit_cost` of YuE's stage 2: the LM over its segments (or the flat stream), X-Codec's encoder; memory:
+    the LM in the scoring dtype and the codec in float32, the largest of one chunk of logits (1,024 positions ×
+    the vocabulary, float32, with its log-softmax), the attention scores of one layer (heads × S², float32) and the
+    hidden states (a few ``S × d`` and ``S × ffn`` tensors)."""
+    from cae.models.yue import LOGIT_CHUNK, lm_config, lm_parameters
+
+    cfg = lm_config()
+    nbytes = DTYPE_BYTES[dtype]
+    frames = math.ceil(seconds * 50)
+    seqs = yue_positions(frames, alignment)
+    codec_params = 143_394_817  # X-Codec as built here (tests/test_cost.py checks it against the module)
+    weights = lm_parameters(cfg) * nbytes + codec_params * 4
+    s = max(seqs)
+    act = max(LOGIT_CHUNK * cfg.vocab_size * 4 * 3, cfg.num_attention_heads * s * s * 4 * 2,
+              s * (4 * cfg.hidden_size + 3 * cfg.intermediate_size) * 4)
+    return UnitCost(model=name, dtype=dtype, seconds=seconds, positions=sum(seqs),
+                    encode_gflop=batch * xcodec_gflop(seconds),
+                    score_gflop=batch * sum(llama_gflop(cfg, n) for n in seqs),
+                    weights_gb=weights / 1e9, activations_gb=batch * act / 1e9)
+
+
 def unit_cost(name: str, seconds: float = 15.0, dtype: str = "float32", batch: int = 1) -> UnitCost:
-    """Predicted FLOPs and peak memory of scoring ``batch`` clips of ``seconds`` under one condition."""
+    """Predicted FLOPs and peak memory of scoring ``batch`` clips of ``seconds`` under one condition (YuE: its
+    stage-2 alignment, :func:`yue_unit_cost`)."""
+    if is_yue(name):
+        return yue_unit_cost(name, seconds, dtype, batch)
     arch = architecture(name)
     nbytes = DTYPE_BYTES[dtype]
     frames = math.ceil(seconds * arch.frame_rate)
@@ -258,6 +335,10 @@ def measure(name: str, seconds: Sequence[float] = (5.0, 15.0), dtype: str = "flo
 
 def loaded_parameters(name: str) -> int:
     """Parameters a scoring run holds in memory: decoder, codec, condition projections, and Melody's T5 encoder."""
+    if is_yue(name):
+        from cae.models.yue import lm_config, lm_parameters
+
+        return lm_parameters(lm_config()) + 143_394_817
     arch = architecture(name)
     p = architecture_parameters(name)
     return p["decoder"] + p["codec"] + p["conditioners"] + (p["text_encoder"] if arch.conditioning == "prepend" else 0)
@@ -265,11 +346,13 @@ def loaded_parameters(name: str) -> int:
 
 def table(seconds: float = 15.0, dtypes: Sequence[str] = ("float32", "bfloat16")) -> list[dict]:
     """Per architecture and dtype: parameters held, FLOPs and peak memory of one unit of ``seconds``."""
+    from cae.models.yue import YUE_S2
+
     rows = []
-    for arch in ARCHITECTURES.values():
+    for model_id, name in [(a.model_id, a.name) for a in ARCHITECTURES.values()] + [(YUE_S2, f"{YUE_S2}@random")]:
         for dtype in dtypes:
-            u = unit_cost(arch.name, seconds, dtype)
-            rows.append({"model": arch.model_id, "dtype": dtype, "parameters": loaded_parameters(arch.name),
+            u = unit_cost(name, seconds, dtype)
+            rows.append({"model": model_id, "dtype": dtype, "parameters": loaded_parameters(name),
                          **{k: v for k, v in asdict(u).items() if k not in ("model", "dtype")},
                          "gflop": u.gflop, "peak_gb": u.peak_gb})
     return rows

@@ -268,3 +268,20 @@ def test_build_provenance_names_the_shipped_weights_by_checksum():
     for name, digest in row["weights_sha256"].items():  # the checksums are those of the files that ship
         assert hashlib.sha256((FAMILIES["reference"] / name).read_bytes()).hexdigest() == digest
     assert got["versions"]["cae"] and got["commit"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rq1_noise_length", "rq2_token_dynamics", "rq3_regions"])
+def test_yue_runs_through_a_notebook_unchanged(name, isolated):
+    """A model unlike MusicGen (16 kHz, 8 codebooks, one flat id stream, codebook 0 never predicted) through the
+    notebooks as they are: the tiny YuE (its real layout and vocabulary at toy size), one synthetic clip."""
+    params = {"models": ["tiny-yue"], "datasets": {"synthetic": "synthetic"}, "n_clips": 1}
+    out = build.execute(name, isolated / f"{name}.ipynb", set_name="smoke", progress=False, params=params)
+    nb = nbformat.read(out, as_version=4)
+    assert nb.metadata["cae"]["status"] == "ok"
+    outs = _outputs(nb)
+    assert not [o for o in outs if o.get("output_type") == "error"]
+    text = json.dumps([o.get("data", {}) for o in outs])
+    assert "tiny-yue" in text
+    if name == "rq1_noise_length":
+        assert "(stage2 alignment)" in text

@@ -58,8 +58,8 @@ def test_a_backend_takes_a_family_of_names(monkeypatch):
     cae.models.register_backend("test-prefix", lambda n: n.startswith("test:"),
                                 lambda n, **kw: seen.append((n, kw)) or "loaded", priority=30)
     assert cae.load_model("test:x", device="cpu") == "loaded" and seen == [("test:x", {"device": "cpu"})]
-    assert [b.name for b in base.backends()] == ["test-prefix", "random", "audiocraft", "transformers"]
-    assert base.backends()[1].matches("audiocraft:facebook/musicgen-melody@random")  # @random before audiocraft:
+    assert [b.name for b in base.backends()] == ["test-prefix", "yue", "random", "audiocraft", "transformers"]
+    assert base.backends()[2].matches("audiocraft:facebook/musicgen-melody@random")  # @random before audiocraft:
 
 
 @pytest.mark.parametrize("first", ["cae.reference.model", "cae.models.base"])
@@ -67,7 +67,7 @@ def test_every_name_is_known_whichever_module_is_imported_first(first):
     """cae.models registers the reference models and cae.reference builds on cae.models: either may come first."""
     code = (f"import {first}; from cae.models.base import backends, registered_models; "
             "assert {'reference', 'reference-mel@untrained', 'tiny'} <= set(registered_models()), registered_models(); "
-            "assert [b.name for b in backends()] == ['random', 'audiocraft', 'transformers']")
+            "assert [b.name for b in backends()] == ['yue', 'random', 'audiocraft', 'transformers']")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
 
 

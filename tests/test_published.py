@@ -112,6 +112,7 @@ def test_small_at_random_builds_offline_scores_and_is_marked(monkeypatch):
     assert torch.equal(again.token_nll(codes[:, :30]), nll)  # seeded: the same weights
     other = cae.load_model("facebook/musicgen-small@random", device="cpu", seed=1)
     assert not torch.equal(other.token_nll(codes[:, :30]), nll)
+    assert info["weights"] == again.weights_digest() != other.weights_digest()  # a recipe, not 1.4 GB hashed
     with pytest.raises(ModelError, match="text prompts"):
         model.token_nll(codes[:, :30], prompt="jazz")
 

@@ -50,6 +50,7 @@ def test_section_shows_every_step():
     heads = [" ".join(argv[:4]) for _, argv in section_commands()]
     assert "make dryrun" in heads
     assert sum(h.startswith(".venv/bin/hf download facebook/musicgen-") for h in heads) == 4
+    assert sum(h.startswith(".venv/bin/hf download m-a-p/") for h in heads) == 2  # YuE's stage 2 and X-Codec
     assert any("cae.book build" in h for h in heads) and any("cae.cost" in h for h in heads)
 
 
@@ -68,7 +69,7 @@ def test_weight_downloads_are_well_formed(tmp_path):
                       tmp_path, timeout=300)
             assert res.returncode != 0 and "URLError" in res.stderr, res.stderr[-2000:]
             ran += 1
-    assert ran == 5
+    assert ran == 7
 
 
 def test_make_dryrun_target_expands():
@@ -122,9 +123,9 @@ def test_cost_commands_run(tmp_path):
 def test_page_cost_table_is_what_cae_cost_computes():
     """Each row of the page's table: parameters, weights, GFLOP and peak memory as :func:`cae.cost.table` gives
     them (to the digits shown)."""
-    rows = re.findall(r"^\| `(facebook/musicgen-\w+)` \| (\w+) \| ([\d.]+) B \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|",
-                      SECTION, flags=re.M)
-    assert len(rows) == 8
+    rows = re.findall(r"^\| `(facebook/musicgen-\w+|m-a-p/YuE-s2-1B-general)` \| (\w+) \| ([\d.]+) B \| ([\d.]+) \| "
+                      r"([\d.]+) \| ([\d.]+) \|", SECTION, flags=re.M)
+    assert len(rows) == 10
     expected = {(r["model"], r["dtype"]): r for r in cost.table()}
     for model, dtype, params_b, weights, gflop, peak in rows:
         r = expected[(model, dtype)]

@@ -35,7 +35,7 @@ from cae.models.hf import HFMusicGen
 from cae.perturb import Delete, Noise, Silence, Span
 from cae.scoring.naive import score_clips
 from cae.scoring import EngineOptions, UnitCache, run_sweep, unit_key
-from cae.scoring.cache import key_document
+from cae.scoring.cache import SCORING_VERSION, key_document
 from cae.scoring.encoder import IncrementalEncodec
 from cae.scoring.prefix import PrefixScorer
 
@@ -326,6 +326,8 @@ def test_cache_key_covers_every_ingredient(model: HFMusicGen) -> None:
         unit_key(sha, p.to_dict(), dataclasses.replace(info, conditioning="text:jazz").as_dict()),
         unit_key(sha, p.to_dict(), dataclasses.replace(info, model_id="other").as_dict()),
         unit_key(sha, p.to_dict(), info.as_dict(), cae_version="0.0.0-other"),
+        unit_key(sha, p.to_dict(), dataclasses.replace(info, weights="files:" + "0" * 64).as_dict()),  # weights
+        unit_key(sha, p.to_dict(), info.as_dict(), scoring_version=SCORING_VERSION + 1),  # scoring code
     ]
     assert len({base, *variants}) == len(variants) + 1
     # insensitive to dict order, and the document records what was hashed

@@ -64,7 +64,9 @@ def codebook_mean(x: npt.ArrayLike) -> FloatArray:
 
     This is the curve the authors save per position (their CSV ``avg_loss_value``), and it is the input to the
     region detectors. The mean is a plain one: a frame where **any** codebook is NaN is NaN in the result
-    (a codebook-mean with a codebook missing would not be comparable with its neighbours).
+    (a codebook-mean with a codebook missing would not be comparable with its neighbours). A codebook that is NaN
+    at *every* frame is one the model never predicts (YuE's codebook 0 under its ``stage2`` alignment, which stage 2
+    is given): it is left out, so the curve is the mean over the codebooks the model scores.
 
     Args:
         x: per-codebook values, shape ``[K, F]`` (or ``[..., K, F]``); numpy array or torch tensor.
@@ -75,11 +77,16 @@ def codebook_mean(x: npt.ArrayLike) -> FloatArray:
     >>> nan = float("nan")
     >>> codebook_mean([[nan, 1.0, 2.0], [nan, 3.0, nan]]).tolist()
     [nan, 2.0, nan]
+    >>> codebook_mean([[nan, nan, nan], [1.0, 3.0, nan], [3.0, 5.0, 2.0]]).tolist()  # codebook 0 never scored
+    [2.0, 4.0, nan]
     """
     a = as_float(x)
     if a.ndim < 2:
         raise ValueError(f"codebook_mean needs an array [..., K, F], got shape {a.shape}")
-    return a.mean(axis=-2)
+    scored = ~np.isnan(a).all(axis=-1, keepdims=True)  # [..., K, 1]: codebooks with at least one prediction
+    if scored.all() or not scored.any(axis=-2).all():
+        return a.mean(axis=-2)
+    return np.where(scored, a, 0.0).sum(axis=-2) / scored.sum(axis=-2)
 
 
 def delta_curve(nll_perturbed: npt.ArrayLike, nll_clean: npt.ArrayLike) -> FloatArray:

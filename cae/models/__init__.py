@@ -3,11 +3,15 @@
 * :mod:`cae.models.base`: the :class:`MusicLM` protocol, :func:`load_model` and its registries
   (:func:`register_model`, :func:`register_provider`, :func:`register_backend`);
 * :mod:`cae.models.layout`: the delay-pattern and paper input layouts;
+* :mod:`cae.models.weights`: what identifies an adapter's weights (:meth:`MusicLM.weights_digest`, in every result
+  row and sweep cache key);
 * :mod:`cae.models.hf`: MusicGen through transformers (:class:`HFMusicGen`; backend of hub ids and local folders);
 * :mod:`cae.models.audiocraft`: MusicGen through audiocraft (:class:`AudiocraftMusicGen`, optional extra; backend of
   ``audiocraft:<id>``);
 * :mod:`cae.models.published`: the paper's checkpoints as seeded random-weight architectures (backend of
   ``<id>@random``);
+* :mod:`cae.models.yue`: YuE's stage-2 LM on X-Codec tokens (:mod:`cae.models.xcodec`), real weights or ``@random``
+  (backend of ``m-a-p/YuE-s2-1B-general[@random]`` and ``yue:<folder>``), and ``"tiny-yue"``;
 * :mod:`cae.models.convert`: audiocraft LM weights → transformers decoder;
 * :mod:`cae.models.tiny`: tiny random-weight models of both backends for tests and smoke runs (``"tiny"``,
   ``"tiny-audiocraft"``);
@@ -21,7 +25,7 @@ Each backend registers itself when imported; importing them here makes every nam
 from __future__ import annotations
 
 import cae.reference  # noqa: F401 - registers the shipped reference models (cae.reference.checkpoints)
-from cae.models import published, tiny  # noqa: F401 - register the @random architectures and the tiny models
+from cae.models import published, tiny, yue  # noqa: F401 - register the @random architectures, YuE and the tiny models
 from cae.models.audiocraft import AudiocraftMusicGen
 from cae.models.base import (
     ModelInfo,

@@ -28,6 +28,7 @@ from cae.errors import ModelError
 from cae.models.base import MusicLM, default_device, hub_offline, missing_weights_message, register_backend
 from cae.models.layout import gather_paper_nll, nll_from_logits, paper_inputs
 from cae.models.sampling import audiocraft_step, sample_delay
+from cae.models.weights import digest_of, folder_digest, hub_snapshot_commit
 
 
 def _import_audiocraft() -> Any:
@@ -85,7 +86,8 @@ class AudiocraftMusicGen(MusicLM):
 
     @classmethod
     def from_pretrained(cls, model_id: str, **kwargs: Any) -> AudiocraftMusicGen:
-        """Load ``facebook/musicgen-{small,medium,large,melody}`` (or a local checkpoint folder) with audiocraft."""
+        """Load ``facebook/musicgen-{small,medium,large,melody}`` (or a local checkpoint folder) with audiocraft; its
+        weights digest is the folder's file hashes, or the hub snapshot's commits."""
         _import_audiocraft()
         from audiocraft.models.loaders import load_compression_model, load_lm_model
 
@@ -104,7 +106,11 @@ class AudiocraftMusicGen(MusicLM):
         if "self_wav" in lm.condition_provider.conditioners:  # as MusicGen.get_pretrained does
             lm.condition_provider.conditioners["self_wav"].match_len_on_eval = True
             lm.condition_provider.conditioners["self_wav"]._use_masking = False
-        return cls(compression_model, lm, model_id=model_id, **kwargs)
+        out = cls(compression_model, lm, model_id=model_id, **kwargs)
+        digest = _checkpoint_digest(model_id, compression_model)
+        if digest is not None:
+            out.set_weights_digest(digest)
+        return out
 
     # ---- codec ----------------------------------------------------------------------------------------------------
     def _encode(self, wav: torch.Tensor) -> torch.Tensor:
@@ -178,6 +184,34 @@ class AudiocraftMusicGen(MusicLM):
         logits = torch.where(mask[..., None], out.logits, torch.zeros((), dtype=out.logits.dtype, device=codes.device))
         nll = nll_from_logits(logits, codes)
         return nll.masked_fill(~mask, float("nan"))
+
+
+#: The files audiocraft loads from a checkpoint folder or hub repository (LM, then codec).
+CHECKPOINT_FILES = ("state_dict.bin", "compression_state_dict.bin")
+
+
+def _checkpoint_digest(model_id: str, compression_model: Any) -> str | None:
+    """The weights digest of a loaded audiocraft checkpoint: a local folder's file hashes, or the commits of the hub
+    snapshot its files came from (with the codec's own repository when the checkpoint points to a pretrained one,
+    as MusicGen's does to ``facebook/encodec_32khz``); ``None`` when a file's origin is unknown (the adapter then
+    hashes its tensors)."""
+    if Path(model_id).is_dir():
+        return folder_digest(model_id)
+    from audiocraft.models.loaders import get_audiocraft_cache_dir
+    from huggingface_hub import try_to_load_from_cache
+
+    commits: dict[str, str | None] = {}
+    for filename in CHECKPOINT_FILES:
+        try:
+            path = try_to_load_from_cache(model_id, filename, cache_dir=get_audiocraft_cache_dir())
+        except (ValueError, OSError):  # not a valid repository id
+            path = None
+        commits[filename] = hub_snapshot_commit(path) if isinstance(path, str) else None
+    if not all(commits.values()):
+        return None
+    codec = getattr(getattr(compression_model, "model", None), "config", None)  # HFEncodecCompressionModel
+    commits["codec"] = getattr(codec, "_commit_hash", None)
+    return digest_of("hub", commits)
 
 
 #: Prefix of the names :func:`~cae.models.base.load_model` loads with audiocraft.

@@ -64,6 +64,8 @@ class ModelInfo:
     frame_rate: float
     num_codebooks: int
     card: int
+    #: :meth:`MusicLM.weights_digest`: what identifies the weights (``"<kind>:<hex>"``, :mod:`cae.models.weights`).
+    weights: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -87,6 +89,8 @@ class MusicLM(abc.ABC):
     num_codebooks: int = 4
     card: int = 2048
     alignment: str = "delay"
+    #: The alignments this adapter scores (its first is its own, corrected layout); others are refused.
+    alignments: tuple[str, ...] = ALIGNMENTS
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
     #: Default number of clips per forward pass in :meth:`token_nll`.
@@ -167,8 +171,8 @@ class MusicLM(abc.ABC):
 
     # ---- public API -----------------------------------------------------------------------------------------------
     def _check_alignment(self) -> None:
-        if self.alignment not in ALIGNMENTS:
-            raise ModelError(f"alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
+        if self.alignment not in self.alignments:
+            raise ModelError(f"{self.model_id}: alignment must be one of {self.alignments}, got {self.alignment!r}")
 
     @torch.inference_mode()
     def encode(self, wav: np.ndarray | torch.Tensor, sample_rate: int) -> Codes | BatchCodes:
@@ -242,8 +246,52 @@ class MusicLM(abc.ABC):
         out = torch.cat(parts)
         return out[0] if single else out
 
+    # ---- weights identity -----------------------------------------------------------------------------------------
+    def weight_modules(self) -> dict[str, Any]:
+        """What holds this adapter's weights, by attribute name: every public attribute that is a torch module or
+        another adapter (a codec borrowed from a shipped model). :meth:`weights_digest` hashes them when no cheaper
+        identity was recorded; override it when the weights live elsewhere."""
+        return {name: v for name, v in vars(self).items()
+                if not name.startswith("_") and isinstance(v, (torch.nn.Module, MusicLM))}
+
+    def weights_digest(self, *, refresh: bool = False) -> str:
+        """What identifies this adapter's weights: ``"<kind>:<hex>"`` (:mod:`cae.models.weights`), recorded in
+        :meth:`info` and so in every result row and sweep cache key.
+
+        Loaders record the cheapest exact identity they know (:meth:`set_weights_digest`: a local folder's file
+        hashes, a hub snapshot's commit, an ``@random`` recipe, a shipped model's verified checksums). Otherwise it
+        is computed here, once per adapter object: SHA-256 over the tensors of :meth:`weight_modules` (an adapter
+        they contain contributes its own digest), or, for an adapter without any, its class's qualified name
+        (kind ``no-weights``).
+
+        Args:
+            refresh: forget the recorded digest and hash the weights in memory again, for an adapter whose weights
+                were changed in place after loading (fine-tuning); a freshly loaded model needs no refresh.
+        """
+        if refresh or self.__dict__.get("_weights_digest") is None:
+            self._weights_digest = self._compute_weights_digest()
+        return self._weights_digest
+
+    def set_weights_digest(self, digest: str) -> None:
+        """Record the weights' identity a loader knows (``"<kind>:<hex>"``), sparing :meth:`weights_digest` the
+        hashing of tensors."""
+        self._weights_digest = str(digest)
+
+    def _compute_weights_digest(self) -> str:
+        from cae.models.weights import digest_of, no_weights_digest, state_dict_digest
+
+        held = self.weight_modules()
+        modules = {k: v for k, v in held.items() if isinstance(v, torch.nn.Module)}
+        adapters = {k: v.weights_digest() for k, v in held.items() if isinstance(v, MusicLM) and v is not self}
+        if not modules and not adapters:
+            return no_weights_digest(type(self))
+        if not adapters:
+            return state_dict_digest(modules)
+        return digest_of("state-dict", {"modules": state_dict_digest(modules) if modules else None,
+                                        "adapters": adapters})
+
     def info(self, prompt: str | None = None) -> ModelInfo:
-        """Provenance of this adapter for result rows."""
+        """Provenance of this adapter for result rows (the sweep cache key holds all of it)."""
         return ModelInfo(
             model_id=self.model_id,
             backend=self.backend,
@@ -255,6 +303,7 @@ class MusicLM(abc.ABC):
             frame_rate=self.frame_rate,
             num_codebooks=self.num_codebooks,
             card=self.card,
+            weights=self.weights_digest(),
             extra={"random_weights": True} if self.random_weights else {},
         )
 
@@ -313,7 +362,7 @@ def backends() -> list[Backend]:
     """The registered backends in the order :func:`load_model` tries them (highest priority first).
 
     >>> [b.name for b in backends()]  # those of cae.models, registered when the package was imported
-    ['random', 'audiocraft', 'transformers']
+    ['yue', 'random', 'audiocraft', 'transformers']
     """
     return sorted(_BACKENDS.values(), key=lambda b: -b.priority)
 

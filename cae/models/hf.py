@@ -27,6 +27,7 @@ from cae.errors import ModelError
 from cae.models.base import MusicLM, hub_offline, missing_weights_message, register_backend
 from cae.models.layout import delay_inputs, gather_delay_nll, gather_paper_nll, paper_inputs
 from cae.models.sampling import hf_decoder_step, sample_delay
+from cae.models.weights import folder_digest
 
 
 #: MusicGen was trained on 30 s segments: 1500 frames at 50 Hz.
@@ -109,7 +110,9 @@ class HFMusicGen(MusicLM):
         """Load ``model_id`` (hub id such as ``facebook/musicgen-small``, or a local folder).
 
         Looks in the local cache first; goes to the hub only when that fails and ``HF_HUB_OFFLINE`` is not set.
-        A missing checkpoint raises :class:`~cae.errors.ModelError` saying how to get it.
+        A missing checkpoint raises :class:`~cae.errors.ModelError` saying how to get it. The weights' identity
+        (:meth:`~cae.models.base.MusicLM.weights_digest`) is the folder's file hashes for a local folder, the
+        snapshot's commit for a hub id.
         """
         from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
@@ -134,9 +137,13 @@ class HFMusicGen(MusicLM):
             tokenizer = AutoTokenizer.from_pretrained(model_id, revision=revision, local_files_only=True)
         except (OSError, ValueError):
             pass  # text prompts then raise a clear error; null-conditioned scoring does not need it
-        rev = revision or getattr(model.config, "_commit_hash", None)
-        out = cls.from_model(model, tokenizer=tokenizer, model_id=model_id, revision=rev, **kwargs)
+        commit = getattr(model.config, "_commit_hash", None)
+        out = cls.from_model(model, tokenizer=tokenizer, model_id=model_id, revision=revision or commit, **kwargs)
         out.context_frames = MUSICGEN_CONTEXT_FRAMES
+        if Path(model_id).is_dir():  # a local folder can be retrained in place: hash what was just loaded
+            out.set_weights_digest(folder_digest(model_id))
+        elif commit:  # a hub snapshot: its commit names its files' bytes
+            out.set_weights_digest(f"hub:{commit}")
         return out
 
     # ---- codec ----------------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ codebooks, 50 frames/s), the decoder at its real width and depth, and — for Me
 stack (a chroma and a T5 text condition, both *prepended* to the tokens). The weights are random, drawn from a
 seed, so nothing has to be downloaded. Such a model exercises every code path of the real checkpoint at its real
 size, memory and speed — shapes, codebook counts, delay pattern, the incremental encoder, prefix reuse — but **its
-losses mean nothing about music**. Its id keeps the ``@random`` suffix in every result row and its revision reads
-``random:seed=<seed>``.
+losses mean nothing about music**. Its id keeps the ``@random`` suffix in every result row, its revision reads
+``random:seed=<seed>`` and its weights digest is the recipe (:func:`random_weights_digest`).
 
 What is not built, and why:
 
@@ -45,6 +45,10 @@ from cae.models.tiny import _quiet_transformers, init_hf_codebooks
 RANDOM_SUFFIX = "@random"
 #: MusicGen was trained on 30 s segments: 1500 frames at 50 Hz.
 CONTEXT_FRAMES = 1500
+#: Version of the way :func:`build_random` draws weights from a seed (its RNG calls, the codebook placement of
+#: :func:`cae.models.tiny.init_hf_codebooks`); part of :func:`random_weights_digest`, so bump it when a seed would
+#: give other weights.
+GENERATOR_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -293,6 +297,28 @@ def _random_encodec(seed: int) -> Any:
     return init_hf_codebooks(codec, seed)
 
 
+def random_weights_digest(arch: Architecture, seed: int) -> str:
+    """``"random:<hex>"``: what the weights of ``arch`` drawn from ``seed`` are made of (the shipped config files,
+    the seed, :data:`GENERATOR_VERSION` and the versions of torch and of the library that builds the modules), so
+    that two seeds, or a new torch that initialises differently, never share a sweep cache entry; nothing is hashed
+    at the size of the weights.
+
+    >>> a = ARCHITECTURES["facebook/musicgen-small"]
+    >>> random_weights_digest(a, 0) == random_weights_digest(a, 0) != random_weights_digest(a, 1)
+    True
+    """
+    from cae.models.weights import digest_of
+    from cae.provenance import versions
+
+    files = [arch.config, "encodec_32khz.json", "t5-base.json"]
+    libraries = ("torch", "transformers", "audiocraft") if arch.backend == "audiocraft" else ("torch", "transformers")
+    return digest_of("random", {
+        "model_id": arch.model_id, "seed": int(seed), "generator": GENERATOR_VERSION,
+        "configs": {f: _config_text(f) for f in files},
+        "versions": {k: versions().get(k) for k in libraries},
+    })
+
+
 def build_random(name: str, *, seed: int = 0, **kwargs: Any) -> Any:
     """Build ``name`` (``…@random``) with weights drawn from ``seed``; ``kwargs`` go to the adapter
     (``alignment``, ``device``, ``dtype``, ``batch_size``).
@@ -323,6 +349,7 @@ def build_random(name: str, *, seed: int = 0, **kwargs: Any) -> Any:
         out = AudiocraftMusicGen(codec, lm, model_id=model_id, revision=revision, **kwargs)
     out.context_frames = CONTEXT_FRAMES
     out.random_weights = True
+    out.set_weights_digest(random_weights_digest(arch, seed))
     return out
 
 

@@ -34,6 +34,7 @@ import torch
 from cae.errors import ModelError
 from cae.models.base import Factory, register_provider
 from cae.models.hf import HFMusicGen
+from cae.models.weights import state_dict_digest
 from cae.provenance import file_sha256
 from cae.reference.model import (
     DECODER_FILE,
@@ -43,6 +44,7 @@ from cae.reference.model import (
     load_reference,
     load_tokenizer,
     verify_weights,
+    weights_digest,
     wrap,
 )
 
@@ -136,8 +138,9 @@ def load_checkpoint(step: int | str, *, family: str = "reference", seed: int = 0
         **kwargs: passed to the adapter (``device``, ``dtype``, ``alignment`` …).
 
     Returns:
-        The scoring adapter with ``model_id = checkpoint_name(step, family)`` and ``revision`` = the first 12 hex
-        digits of the decoder file's SHA-256 (``"init-seed<seed>"`` when untrained).
+        The scoring adapter with ``model_id = checkpoint_name(step, family)``, ``revision`` = the first 12 hex
+        digits of the decoder file's SHA-256 (``"init-seed<seed>"`` when untrained) and a weights digest of the
+        verified checksums (:func:`cae.reference.model.weights_digest`; the untrained decoder's tensors, hashed).
 
     Raises:
         ModelError: unknown step, a missing file, or a file whose SHA-256 differs from ``checkpoints.json`` (or, for
@@ -152,7 +155,10 @@ def load_checkpoint(step: int | str, *, family: str = "reference", seed: int = 0
             torch.manual_seed(int(seed))
             decoder = decoder_from_config(meta["decoder_config"])
         kwargs.setdefault("revision", f"init-seed{int(seed)}")
-        return wrap(decoder.eval(), load_tokenizer(weights_dir, meta), meta, **kwargs)
+        digest = weights_digest(meta, state_dict_digest({"decoder": decoder}))  # float32 on the CPU, as drawn
+        model = wrap(decoder.eval(), load_tokenizer(weights_dir, meta), meta, **kwargs)
+        model.set_weights_digest(digest)
+        return model
     info = read_checkpoints(folder)["steps"].get(str(int(step)))
     if info is None:
         known = available_checkpoints(folder=folder)
@@ -162,7 +168,9 @@ def load_checkpoint(step: int | str, *, family: str = "reference", seed: int = 0
         return load_reference(weights_dir, **kwargs)  # the shipped decoder (its checksum is verified there)
     decoder = load_decoder_state(decoder_from_config(meta["decoder_config"]), _load_state(path, info["sha256"]), path)
     kwargs.setdefault("revision", info["sha256"][:12])
-    return wrap(decoder, load_tokenizer(weights_dir, meta), meta, **kwargs)
+    model = wrap(decoder, load_tokenizer(weights_dir, meta), meta, **kwargs)
+    model.set_weights_digest(weights_digest(meta, {f"checkpoints/{info['file']}": info["sha256"]}))
+    return model
 
 
 @register_provider

@@ -69,6 +69,14 @@ class MelReferenceLM(HFMusicGen):
         batch, _ = self._as_batch(codes)
         return np.asarray(self.tokenizer_codec.decode(batch[0].numpy()), dtype=np.float32)
 
+    def _compute_weights_digest(self) -> str:
+        """The decoder's tensors and the tokenizer's codebooks (a NumPy codec, outside :meth:`weight_modules`);
+        :func:`load_reference` records the verified file checksums instead."""
+        from cae.models.weights import digest_of
+
+        return digest_of("state-dict", {"decoder": super()._compute_weights_digest(),
+                                        "tokenizer": self.tokenizer_codec.state_sha256()})
+
 
 def decoder_from_config(config: dict[str, Any]) -> Any:
     """A fresh ``MusicgenForCausalLM`` from the ``decoder_config`` dict stored in ``reference.json``."""
@@ -147,9 +155,28 @@ def load_decoder_state(decoder: Any, state: dict[str, torch.Tensor], where: Path
     return decoder.eval()
 
 
+def weights_digest(meta: dict[str, Any], decoder: dict[str, str] | str | None = None) -> str:
+    """The weights digest of a reference model (:meth:`~cae.models.base.MusicLM.weights_digest`, kind
+    ``reference``): the SHA-256 of its files that :func:`verify_weights` checked, with the decoder's entry replaced
+    by ``decoder`` when another decoder is loaded (``{file: sha256}`` of a training checkpoint, or the
+    :func:`~cae.models.weights.state_dict_digest` of an untrained one).
+
+    >>> meta = {"sha256": {"decoder.safetensors": "aa", "codec/model.safetensors": "bb"}}
+    >>> weights_digest(meta) != weights_digest(meta, {"checkpoints/step00100.safetensors": "cc"})
+    True
+    """
+    from cae.models.weights import digest_of
+
+    files = dict(meta["sha256"])
+    if decoder is not None:
+        files.pop(DECODER_FILE, None)
+    return digest_of("reference", {"files": dict(sorted(files.items())), "decoder": decoder})
+
+
 def load_reference(weights_dir: str | Path = REFERENCE_DIR, **kwargs: Any) -> HFMusicGen:
     """Load a reference model (every checksum verified); ``model_id`` defaults to the folder's recorded name.
-    Keyword arguments go to the adapter (``device``, ``dtype``, ``alignment`` …)."""
+    Keyword arguments go to the adapter (``device``, ``dtype``, ``alignment`` …). Its weights digest is made of the
+    verified checksums (:func:`weights_digest`), so retraining the folder in place changes every cache key."""
     from safetensors.torch import load_file
 
     weights_dir = Path(weights_dir)
@@ -158,7 +185,9 @@ def load_reference(weights_dir: str | Path = REFERENCE_DIR, **kwargs: Any) -> HF
     load_decoder_state(decoder, load_file(str(weights_dir / DECODER_FILE)), weights_dir / DECODER_FILE)
     kwargs.setdefault("model_id", meta.get("name", "reference"))
     kwargs.setdefault("revision", meta["sha256"][DECODER_FILE][:12])
-    return wrap(decoder, load_tokenizer(weights_dir, meta), meta, **kwargs)
+    model = wrap(decoder, load_tokenizer(weights_dir, meta), meta, **kwargs)
+    model.set_weights_digest(weights_digest(meta))
+    return model
 
 
 def load_reference_mel(**kwargs: Any) -> HFMusicGen:

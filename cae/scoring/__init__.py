@@ -10,6 +10,7 @@ and is kept only as the test oracle of the engine.
 
 * :mod:`cae.scoring.runner`: :func:`run_sweep`, planning against the cache, executors (serial, Dask, futures);
 * :mod:`cae.scoring.cache`: the content-addressed unit store (:class:`UnitCache`, :func:`unit_key`);
+* :mod:`cae.scoring.fingerprint`: the scoring code's fingerprint, which keeps ``SCORING_VERSION`` in the key honest;
 * :mod:`cae.scoring.engine`: :class:`ClipEngine`, one clip under many perturbations;
 * :mod:`cae.scoring.prefix`: LM scoring that reuses the clean clip's KV cache (:class:`PrefixScorer`);
 * :mod:`cae.scoring.encoder`: EnCodec re-encoding limited to what a perturbation reaches (:class:`IncrementalEncodec`).

@@ -7,8 +7,14 @@ that determines its numbers:
 * ``perturbation``: the perturbation's ``to_dict()`` *after* per-clip seeding (:func:`cae.scoring.for_clip`), so the
   exact seed used is part of the key (``null`` for the clean condition);
 * ``model``: the adapter's :meth:`~cae.models.base.MusicLM.info` (model id, backend, revision, dtype, alignment,
-  conditioning, rates, codebooks);
-* ``cae``: the package version, and ``schema``: the unit format / scoring semantics version of this module.
+  conditioning, rates, codebooks) including ``weights``, the digest of the weights that compute the numbers
+  (:meth:`~cae.models.base.MusicLM.weights_digest`: a local folder's file hashes, a hub snapshot's commit, an
+  ``@random`` model's recipe, a shipped model's verified checksums, else the hash of the tensors), so a checkpoint
+  folder retrained in place, or another seed, gets new keys;
+* ``scoring``: :data:`SCORING_VERSION`, the version of the code that computes a unit (the modules of
+  :data:`SCORING_MODULES`); a test compares their source with a recorded fingerprint and fails until the version is
+  bumped (:mod:`cae.scoring.fingerprint`);
+* ``cae``: the package version, and ``schema``: the unit format version of this module.
 
 Nothing else (paths, clip order, batch sizes, device) enters the key; results computed on another machine or in
 another sweep merge by key.
@@ -50,11 +56,32 @@ import pyarrow.parquet as pq
 import cae
 from cae.paths import cache_dir
 
-__all__ = ["SCHEMA", "CorruptUnitError", "Unit", "UnitCache", "default_root", "key_document", "unit_key"]
+__all__ = ["SCHEMA", "SCORING_MODULES", "SCORING_VERSION", "CorruptUnitError", "Unit", "UnitCache", "default_root",
+           "key_document", "unit_key"]
 
-#: Version of the unit format and of the scoring semantics behind it; bump to invalidate every cached unit.
+#: Version of the unit format; bump to invalidate every cached unit.
 #: 2: units carry a content digest; perturbation seeds derive from the clip's content under the corrected protocol.
 SCHEMA = 2
+
+#: Version of the scoring code, part of every unit key: bump it when a change to :data:`SCORING_MODULES` can change
+#: what a unit holds (tests/test_cache_weights.py fails until it is bumped, see :mod:`cae.scoring.fingerprint`).
+SCORING_VERSION = 1
+
+#: The modules whose code decides a unit's numbers: audio loading and resampling, the perturbations, the adapters'
+#: encoding and ``_token_nll`` (transformers, audiocraft, the reference models and their layouts), the sweep engine
+#: with its exact shortcuts, and the unit's summary (loss, changed tokens, condition label). Their source is
+#: fingerprinted (:func:`cae.scoring.fingerprint.source_fingerprint`). Model *weights* are not code: they enter the
+#: key through :meth:`~cae.models.base.MusicLM.weights_digest`.
+SCORING_MODULES: tuple[str, ...] = (
+    "cae.audio",
+    "cae.perturb.base", "cae.perturb.noise", "cae.perturb.edit", "cae.perturb.order", "cae.perturb.filters",
+    "cae.models.base", "cae.models.layout", "cae.models.hf", "cae.models.audiocraft", "cae.models.yue",
+    "cae.models.xcodec",
+    "cae.reference.model", "cae.reference.tokenizer",
+    "cae.scoring.conditions", "cae.scoring.engine", "cae.scoring.prefix", "cae.scoring.encoder",
+    "cae.scoring.runner", "cae.scoring.tables",
+    "cae.analysis.delta", "cae.analysis.mask",
+)
 
 
 class CorruptUnitError(Exception):
@@ -74,17 +101,19 @@ def default_root() -> Path:
 
 
 def key_document(audio_sha256: str, perturbation: Mapping[str, Any] | None, model: Mapping[str, Any],
-                 cae_version: str | None = None) -> dict[str, Any]:
+                 cae_version: str | None = None, *, scoring_version: int | None = None) -> dict[str, Any]:
     """The JSON document a unit key hashes (module docstring).
 
     Args:
         audio_sha256: hex SHA-256 of the clip file's bytes.
         perturbation: ``to_dict()`` of the perturbation as applied to this clip, or ``None`` for the clean condition.
-        model: ``model.info(prompt).as_dict()``.
+        model: ``model.info(prompt).as_dict()`` (its ``weights`` field identifies the weights).
         cae_version: defaults to ``cae.__version__``.
+        scoring_version: defaults to :data:`SCORING_VERSION`.
     """
     return {
         "schema": SCHEMA,
+        "scoring": SCORING_VERSION if scoring_version is None else int(scoring_version),
         "cae": cae_version or cae.__version__,
         "audio_sha256": audio_sha256,
         "perturbation": None if perturbation is None else dict(perturbation),
@@ -97,14 +126,18 @@ def _canonical(doc: Mapping[str, Any]) -> str:
 
 
 def unit_key(audio_sha256: str, perturbation: Mapping[str, Any] | None, model: Mapping[str, Any],
-             cae_version: str | None = None) -> str:
+             cae_version: str | None = None, *, scoring_version: int | None = None) -> str:
     """Hex SHA-256 of the canonical JSON of :func:`key_document`.
 
-    >>> k = unit_key("ab" * 32, None, {"model_id": "tiny"})
-    >>> len(k), k == unit_key("ab" * 32, None, {"model_id": "tiny"}), k == unit_key("ab" * 32, None, {"model_id": "x"})
-    (64, True, False)
+    >>> k = unit_key("ab" * 32, None, {"model_id": "tiny", "weights": "hub:1"})
+    >>> len(k), k == unit_key("ab" * 32, None, {"model_id": "tiny", "weights": "hub:1"})
+    (64, True)
+    >>> k in (unit_key("ab" * 32, None, {"model_id": "tiny", "weights": "hub:2"}),
+    ...       unit_key("ab" * 32, None, {"model_id": "tiny", "weights": "hub:1"}, scoring_version=SCORING_VERSION + 1))
+    False
     """
-    return hashlib.sha256(_canonical(key_document(audio_sha256, perturbation, model, cae_version)).encode()).hexdigest()
+    doc = key_document(audio_sha256, perturbation, model, cae_version, scoring_version=scoring_version)
+    return hashlib.sha256(_canonical(doc).encode()).hexdigest()
 
 
 @dataclass

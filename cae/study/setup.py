@@ -34,20 +34,21 @@ class StudyProtocol:
 
     Attributes:
         name: ``"corrected"`` or ``"paper"``.
-        alignment: the models' scoring layout (``"delay"`` or ``"paper"``).
+        alignment: the models' scoring layout: ``None`` for each model's own (MusicGen's ``"delay"``, YuE's
+            ``"stage2"``), or ``"paper"`` (the authors' computation).
         regions: the default region detector (``"anchored"`` on the token mask, or the authors' ``"paper"`` one).
         seeding: how a clip's noise seed is derived (:func:`cae.scoring.seed_offset`): from its content, or the
             authors' seed + position in the file list.
     """
 
     name: str
-    alignment: str
+    alignment: str | None
     regions: str
     seeding: str
 
 
 PROTOCOLS: dict[str, StudyProtocol] = {
-    "corrected": StudyProtocol("corrected", "delay", "anchored", "content"),
+    "corrected": StudyProtocol("corrected", None, "anchored", "content"),
     "paper": StudyProtocol("paper", "paper", "paper", "index"),
 }
 
@@ -97,7 +98,7 @@ def load_models(names: str | Sequence[str | MusicLM], *, protocol_name: str = "c
         if isinstance(n, MusicLM):
             out.append(n)
             continue
-        kw = dict(kwargs, alignment=proto.alignment)
+        kw = dict(kwargs) if proto.alignment is None else dict(kwargs, alignment=proto.alignment)
         if device is not None:
             kw["device"] = device
         out.append(load_model(n, **kw))
