@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.cae-installed
 
-.PHONY: setup system-packages browser-packages test test-fast book book-smoke book-check dryrun corpus reference-codec reference-model reference-mel bench clean
+.PHONY: setup system-packages browser-packages test test-fast book book-smoke book-check dryrun corpus reference-codec reference-model reference-mel bench ci-time clean
 
 setup: $(STAMP)
 
@@ -84,6 +84,11 @@ dryrun: $(STAMP)
 # error, no request leaving the machine.
 book-check: $(STAMP)
 	$(PY) -m cae.book.check _build/html --charts 'notebooks/*.html' --audio 'notebooks/rq2_token_dynamics.html'
+
+# CI's duration, measured: a fresh clone of HEAD, then every `make` stage of .ci/run timed (about 50 minutes on
+# 2 cores); writes ci-time.json (seconds per stage). The book's performance page shows the last measurement.
+ci-time:
+	bash .ci/time
 
 # Benchmark of the sweep engine against the naive baseline (not a test; minutes).
 bench: $(STAMP)
