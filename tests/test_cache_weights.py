@@ -124,6 +124,8 @@ def test_built_models_hash_their_tensors_once() -> None:
 
 def test_user_adapters_get_a_digest_without_overriding_anything() -> None:
     class NoWeights(MusicLM):
+        sample_rate, frame_rate, num_codebooks, card = 32000, 50.0, 4, 2048
+
         def __init__(self) -> None:
             self._setup(model_id="none", revision=None, alignment="delay", device="cpu", dtype=None, batch_size=1)
 

@@ -32,6 +32,7 @@ def test_a_new_adapter_only_implements_encode_and_score():
 
     class Uniform(MusicLM):
         model_id, backend, card, num_codebooks = "uniform", "test", 16, 2
+        sample_rate, frame_rate = 32000, 50.0
 
         def _encode(self, wav):
             frames = wav.shape[-1] // 640
@@ -69,6 +70,30 @@ def test_every_name_is_known_whichever_module_is_imported_first(first):
             "assert {'reference', 'reference-mel@untrained', 'tiny'} <= set(registered_models()), registered_models(); "
             "assert [b.name for b in backends()] == ['yue', 'random', 'audiocraft', 'transformers']")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def test_an_adapter_must_declare_its_rates_and_vocabulary():
+    """No MusicGen value is inherited: an adapter at 24 kHz / 75 frames/s that forgets its frame rate fails with an
+    error naming it, instead of running with 50 frames/s."""
+    from cae.models.base import UndeclaredAttributeError
+
+    class Forgetful(MusicLM):
+        model_id, backend, card, num_codebooks, sample_rate = "forgetful", "test", 16, 8, 24000
+
+        def _encode(self, wav):
+            return torch.zeros(wav.shape[0], 8, wav.shape[-1] // 320, dtype=torch.long)
+
+        def _token_nll(self, codes, prompt):
+            return torch.zeros(codes.shape)
+
+    m = Forgetful()
+    with pytest.raises(UndeclaredAttributeError, match=r"Forgetful \(forgetful\) does not declare `frame_rate`"):
+        m.info()
+    with pytest.raises(ModelError, match="frame_rate"):
+        m.generate(1.0)
+    assert not hasattr(m, "frame_rate") and hasattr(m, "sample_rate")
+    m.frame_rate = 75.0
+    assert m.info().frame_rate == 75.0
 
 
 def test_unknown_name_is_a_clear_error():

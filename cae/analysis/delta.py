@@ -79,14 +79,18 @@ def codebook_mean(x: npt.ArrayLike) -> FloatArray:
     [nan, 2.0, nan]
     >>> codebook_mean([[nan, nan, nan], [1.0, 3.0, nan], [3.0, 5.0, 2.0]]).tolist()  # codebook 0 never scored
     [2.0, 4.0, nan]
+    >>> codebook_mean([[[nan, nan], [1.0, 3.0]], [[nan, nan], [nan, nan]]]).tolist()  # each item on its own
+    [[1.0, 3.0], [nan, nan]]
     """
     a = as_float(x)
     if a.ndim < 2:
         raise ValueError(f"codebook_mean needs an array [..., K, F], got shape {a.shape}")
     scored = ~np.isnan(a).all(axis=-1, keepdims=True)  # [..., K, 1]: codebooks with at least one prediction
-    if scored.all() or not scored.any(axis=-2).all():
+    if scored.all() or a.shape[-1] < 2:  # nothing to leave out (one frame: a NaN is a gap, not a codebook)
         return a.mean(axis=-2)
-    return np.where(scored, a, 0.0).sum(axis=-2) / scored.sum(axis=-2)
+    count = np.broadcast_to(scored.sum(axis=-2), a.shape[:-2] + a.shape[-1:]).astype(np.float64)
+    total = np.where(scored, a, 0.0).sum(axis=-2)
+    return np.divide(total, count, out=np.full_like(total, np.nan), where=count > 0)  # per item: no batch neighbour
 
 
 def delta_curve(nll_perturbed: npt.ArrayLike, nll_clean: npt.ArrayLike) -> FloatArray:

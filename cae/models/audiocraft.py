@@ -48,6 +48,8 @@ class AudiocraftMusicGen(MusicLM):
     """An audiocraft MusicGen (``compression_model`` + ``lm``) as a :class:`~cae.models.base.MusicLM`."""
 
     backend = "audiocraft"
+    slow_path_reason = ("the engine's fast paths read transformers' MusicGen decoder and EnCodec, not audiocraft's "
+                        "LMModel and compression model")
     batched_generation = True
 
     def __init__(
@@ -61,6 +63,8 @@ class AudiocraftMusicGen(MusicLM):
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         batch_size: int = 8,
+        sample_rate: int | None = None,
+        frame_rate: float | None = None,
     ):
         self._cond = _import_audiocraft()
         self._setup(model_id=model_id, revision=revision, alignment=alignment, device=device, dtype=dtype,
@@ -71,6 +75,10 @@ class AudiocraftMusicGen(MusicLM):
                                   else compression_model.to(self.device, torch.float32).eval())
         self.num_codebooks = int(lm.num_codebooks)
         self.card = int(lm.card)
+        if sample_rate is not None:  # a LM alone scores codes; its rates are the codec's, declared when known
+            self.sample_rate = int(sample_rate)
+        if frame_rate is not None:
+            self.frame_rate = float(frame_rate)
         if self.compression_model is not None:
             self.sample_rate = int(self.compression_model.sample_rate)
             self.frame_rate = float(self.compression_model.frame_rate)

@@ -50,6 +50,14 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     return out
 
 
+#: What every adapter must declare (:class:`MusicLM`).
+DECLARED: tuple[str, ...] = ("sample_rate", "frame_rate", "num_codebooks", "card")
+
+
+class UndeclaredAttributeError(ModelError, AttributeError):
+    """An adapter was used without declaring one of :data:`DECLARED` (``hasattr`` sees it as missing)."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a result row records about the model that produced it."""
@@ -84,10 +92,13 @@ class MusicLM(abc.ABC):
     model_id: str = "unknown"
     backend: str = "unknown"
     revision: str | None = None
-    sample_rate: int = 32000
-    frame_rate: float = 50.0
-    num_codebooks: int = 4
-    card: int = 2048
+    #: What the model's tokens are, declared by every adapter (a class attribute or set in ``__init__``); nothing
+    #: is inherited, so an adapter at 24 kHz or 75 frames/s cannot silently run with MusicGen's values. Reading one
+    #: that was never set raises :class:`UndeclaredAttributeError` naming the adapter and the attribute.
+    sample_rate: int  #: audio samples per second that :meth:`_encode` takes
+    frame_rate: float  #: codec frames per second (the time axis of ``[K, F]``; seconds ↔ frames)
+    num_codebooks: int  #: ``K``
+    card: int  #: codes per codebook (token values lie in ``[0, card)``)
     alignment: str = "delay"
     #: The alignments this adapter scores (its first is its own, corrected layout); others are refused.
     alignments: tuple[str, ...] = ALIGNMENTS
@@ -99,10 +110,29 @@ class MusicLM(abc.ABC):
     context_frames: int | None = None
     #: ``_generate`` accepts a list of per-clip seeds (one batch); otherwise :meth:`generate` calls it per seed.
     batched_generation: bool = False
+    #: Exact fast paths of the sweep engine this adapter offers (:mod:`cae.scoring.engine`): ``"prefix_reuse"``
+    #: (score a perturbed clip only from its first changed position, attending to the clean clip's cached keys and
+    #: values: :class:`cae.scoring.prefix.PrefixScorer`, which reads a transformers MusicGen decoder) and
+    #: ``"incremental_encoding"`` (re-encode only what a perturbation reaches:
+    #: :class:`cae.scoring.encoder.IncrementalEncodec`, which reads a transformers EnCodec). An adapter without
+    #: them is scored in full, unit by unit, and the engine says so once, with :attr:`slow_path_reason`.
+    capabilities: frozenset[str] = frozenset()
+    #: Why an adapter has no fast path (shown once by the engine when it scores on the slow path).
+    slow_path_reason: str = "the adapter declares no fast path (capabilities)"
     #: The weights are seeded random draws (an ``@random`` architecture, :mod:`cae.models.published`): the losses
     #: exercise the code at real size but mean nothing about music. Recorded in every result row it produces (its
     #: id ends in ``@random`` and ``random_weights`` is true).
     random_weights: bool = False
+
+    def __getattr__(self, name: str) -> Any:  # only reached when normal lookup fails
+        if name in DECLARED:
+            raise UndeclaredAttributeError(
+                f"{type(self).__name__} ({self.__dict__.get('model_id', type(self).model_id)}) does not declare "
+                f"`{name}`: an adapter sets {', '.join(DECLARED)} itself (no MusicGen default is inherited)")
+        parent = getattr(super(), "__getattr__", None)  # e.g. torch.nn.Module's, for an adapter that is also one
+        if parent is not None:
+            return parent(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ---- to implement -------------------------------------------------------------------------------------------
     @abc.abstractmethod

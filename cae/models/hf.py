@@ -42,6 +42,7 @@ class HFMusicGen(MusicLM):
 
     backend = "transformers"
     batched_generation = True
+    capabilities = frozenset({"prefix_reuse", "incremental_encoding"})
 
     def __init__(
         self,
@@ -56,6 +57,8 @@ class HFMusicGen(MusicLM):
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         batch_size: int = 8,
+        sample_rate: int | None = None,
+        frame_rate: float | None = None,
     ):
         cfg = decoder.config
         if getattr(cfg, "model_type", "") == "musicgen_melody" or "Melody" in type(decoder).__name__:
@@ -84,8 +87,12 @@ class HFMusicGen(MusicLM):
             self.sample_rate = int(acfg.sampling_rate)
             self.frame_rate = float(acfg.frame_rate)
             self._bandwidth = self._bandwidth_for(self.num_codebooks)
-        else:
+        else:  # a decoder alone scores codes; its rates are the codec's, declared by the caller when known
             self._bandwidth = None
+            if sample_rate is not None:
+                self.sample_rate = int(sample_rate)
+            if frame_rate is not None:
+                self.frame_rate = float(frame_rate)
 
     # ---- construction -------------------------------------------------------------------------------------------
     @classmethod

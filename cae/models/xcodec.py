@@ -14,8 +14,9 @@ The codec (Ye et al., 2024, "Codec does matter") encodes each 20 ms frame twice 
 
 Shapes: ``encode`` takes ``[B, N]`` float32 audio at 16 kHz and returns LongTensor ``[B, K, F]`` with
 ``F = ceil(N / 320)``: the audio is zero-padded at the end to a whole number of frames, where both branches give
-exactly ``N / 320`` frames (xcodec itself re-runs its acoustic branch with other padding when the two lengths
-differ; padding first makes that unnecessary). ``decode`` maps codes back through the quantizer, ``fc_post2`` and
+exactly ``N / 320`` frames. For such lengths (a 15 s clip is 750 frames) this is xcodec's own computation; for
+other lengths xcodec instead re-runs its acoustic branch on audio padded by 160 samples each side, which can give
+one frame more and shifts that branch by half a frame, so tokens there differ from xcodec's. ``decode`` maps codes back through the quantizer, ``fc_post2`` and
 DAC's decoder.
 
 The modules are our own, inference-only, with the parameter names of the published checkpoint

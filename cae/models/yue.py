@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,8 @@ class YuE(MusicLM):
     num_codebooks = NUM_CODEBOOKS
     card = CODEBOOK_SIZE
     alignments = ("stage2", "paper")
+    slow_path_reason = ("YuE's stage 2 is a LLaMA decoder over one flat id stream and X-Codec's HuBERT attends over "
+                        "the whole clip, so neither the MusicGen prefix scorer nor the incremental EnCodec applies")
 
     def __init__(self, lm: Any, codec: XCodec | None, *, model_id: str = YUE_S2, revision: str | None = None,
                  alignment: str = "stage2", device: str | torch.device | None = None,
@@ -141,7 +145,9 @@ class YuE(MusicLM):
         self.codec = None if codec is None else codec.to(self.device, torch.float32).eval()
         self.segment_frames = int(segment_frames)
         self.random_weights = random_weights
-        self.context_frames = segment_frames if alignment == "stage2" else None
+        # stage 2 was trained on 6 s segments: the stage2 alignment cuts the clip into them; the paper alignment's
+        # one flat stream over the whole clip is longer than any sequence the model saw (a warning past 300 frames)
+        self.context_frames = None if alignment == "stage2" else SEGMENT_FRAMES
 
     def _encode(self, wav: torch.Tensor) -> BatchCodes:
         if self.codec is None:
@@ -305,10 +311,13 @@ def load_xcodec(folder: str | os.PathLike[str]) -> XCodec:
     semantic_dir = root / "semantic_ckpts" / "hf_1_325000"
     if (semantic_dir / "config.json").is_file():
         sem = json.loads((semantic_dir / "config.json").read_text())
-        cfg["semantic"] = {k: v for k, v in sem.items() if k in cfg["semantic"]} | {"model_type": "hubert"}
+        cfg["semantic"] = {k: v for k, v in sem.items() if not k.startswith("_") and k not in ("architectures",
+                                                                                              "transformers_version")}
     try:
         blob = torch.load(ckpts[-1], map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - a checkpoint pickled with training objects besides the tensors
+    except pickle.UnpicklingError:  # pickled with training objects besides the tensors: trusted local file
+        warnings.warn(f"{ckpts[-1]}: not a tensors-only checkpoint; loading it with pickle (trust the file)",
+                      stacklevel=2)
         blob = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
     if "codec_model" not in blob:
         raise ModelError(f"{ckpts[-1]}: no 'codec_model' entry (keys: {sorted(blob)[:10]})")

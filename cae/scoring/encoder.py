@@ -168,10 +168,10 @@ class IncrementalEncodec:
         """Raise :class:`_Unsupported` unless ``model``'s codec can be encoded incrementally."""
         from transformers.models.encodec.modeling_encodec import EncodecLSTM
 
-        from cae.models.hf import HFMusicGen
-
-        if not isinstance(model, HFMusicGen) or model.audio_encoder is None:
-            raise _Unsupported("not a transformers MusicGen with an audio encoder")
+        if "incremental_encoding" not in getattr(model, "capabilities", ()):
+            raise _Unsupported("the adapter does not declare incremental_encoding")
+        if getattr(model, "audio_encoder", None) is None:
+            raise _Unsupported("no transformers EnCodec (audio_encoder) loaded")
         cfg = model.audio_encoder.config
         if getattr(cfg, "normalize", False) or getattr(cfg, "chunk_length_s", None) is not None:
             raise _Unsupported("EnCodec with input normalisation or chunking")

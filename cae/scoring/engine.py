@@ -25,6 +25,8 @@ log-softmax always in float32 (:func:`cae.models.layout.nll_from_logits`).
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +43,18 @@ __all__ = ["ClipEngine", "EngineCache", "EngineOptions", "Scored", "engine_bytes
 
 #: Errors that mean "this input cannot be scored" (recorded in a row); anything else propagates.
 DATA_ERRORS: tuple[type[BaseException], ...] = (CaeError, ValueError, OSError)
+
+
+_SLOW_NOTED: set[str] = set()
+
+
+def _note_slow_path(model: MusicLM) -> None:
+    """Say once per model id that it is scored without the engine's fast paths, and why."""
+    if model.model_id in _SLOW_NOTED:
+        return
+    _SLOW_NOTED.add(model.model_id)
+    warnings.warn(f"{model.model_id}: every unit is encoded and scored in full (no prefix reuse, no incremental "
+                  f"encoding): {model.slow_path_reason}", stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,8 @@ class ClipEngine:
             self.clean_codes = model.encode(self.wav, model.sample_rate) if known_codes is None else known_codes
         self.stats.encode_calls += known_codes is None
         self._scorer: PrefixScorer | None = None
+        if self.options.reuse_prefix and not getattr(model, "capabilities", ()):
+            _note_slow_path(model)
         if self.options.reuse_prefix and supports_prefix_reuse(model, prompt):
             self._scorer = PrefixScorer(model, self.clean_codes, clean_nll=known_nll)
             self.clean_nll = self._scorer.clean_nll

@@ -49,10 +49,11 @@ __all__ = ["PrefixScorer", "reuse_bound", "supports_prefix_reuse", "token_steps"
 
 
 def supports_prefix_reuse(model: MusicLM, prompt: str | None = None) -> bool:
-    """Whether :class:`PrefixScorer` can score for ``model``: a transformers MusicGen without a text prompt."""
-    from cae.models.hf import HFMusicGen
-
-    return isinstance(model, HFMusicGen) and prompt is None and model.alignment in ("delay", "paper")
+    """Whether :class:`PrefixScorer` can score for ``model``: an adapter that declares ``"prefix_reuse"`` in its
+    :attr:`~cae.models.base.MusicLM.capabilities` (a transformers MusicGen decoder), without a text prompt, in
+    the delay or paper layout."""
+    return ("prefix_reuse" in getattr(model, "capabilities", ()) and prompt is None
+            and model.alignment in ("delay", "paper"))
 
 
 def token_steps(alignment: str, num_codebooks: int, num_frames: int) -> torch.Tensor:
