@@ -100,6 +100,10 @@ def encoder_gflop(seconds: float, *, lstm: bool = True) -> float:
     return flops / 1e9
 
 
+#: Parameters of X-Codec as :class:`cae.models.xcodec.XCodec` builds it (tests/test_yue.py counts the module).
+XCODEC_PARAMETERS = 143_394_817
+
+
 def is_yue(name: str) -> bool:
     """Whether ``name`` is YuE's stage 2 (:mod:`cae.models.yue`)."""
     from cae.models.yue import is_yue_name
@@ -162,8 +166,7 @@ def yue_unit_cost(name: str, seconds: float = 15.0, dtype: str = "float32", batc
     nbytes = DTYPE_BYTES[dtype]
     frames = math.ceil(seconds * 50)
     seqs = yue_positions(frames, alignment)
-    codec_params = 143_394_817  # X-Codec as built here (tests/test_cost.py checks it against the module)
-    weights = lm_parameters(cfg) * nbytes + codec_params * 4
+    weights = lm_parameters(cfg) * nbytes + XCODEC_PARAMETERS * 4
     s = max(seqs)
     act = max(LOGIT_CHUNK * cfg.vocab_size * 4 * 3, cfg.num_attention_heads * s * s * 4 * 2,
               s * (4 * cfg.hidden_size + 3 * cfg.intermediate_size) * 4)
@@ -338,7 +341,7 @@ def loaded_parameters(name: str) -> int:
     if is_yue(name):
         from cae.models.yue import lm_config, lm_parameters
 
-        return lm_parameters(lm_config()) + 143_394_817
+        return lm_parameters(lm_config()) + XCODEC_PARAMETERS
     arch = architecture(name)
     p = architecture_parameters(name)
     return p["decoder"] + p["codec"] + p["conditioners"] + (p["text_encoder"] if arch.conditioning == "prepend" else 0)
